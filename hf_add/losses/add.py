@@ -1,0 +1,179 @@
+"""Angular Distance Distribution (ADD) loss, paper eq. 1-8."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hf_add.losses.pair_moments import PairMoments
+from hf_add.losses.validation import check_embeddings_and_labels
+
+ADD_CITATION = """@inproceedings{almudevar2025add,
+  title     = {Angular Distance Distribution Loss for Audio Classification},
+  author    = {Almud{\\'e}var, Antonio and Serizel, Romain and Ortega, Alfonso},
+  booktitle = {ICASSP 2025 - IEEE International Conference on Acoustics, Speech and Signal Processing},
+  year      = {2025}
+}"""
+
+
+def add_statistics(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    num_classes: int | None = None,
+    eps: float = 1e-6,
+    validate: bool = True,
+) -> dict[str, torch.Tensor]:
+    """The ADD statistics of a batch: the moments of the angular distances of its ordered pairs.
+
+    With ẑ = z / max(‖z‖, ε) and d_ij = 1 - ẑ_i·ẑ_j over ordered pairs i ≠ j:
+
+    - hard labels, class ids of shape (B,): ``mu_p``, ``sigma_p`` are the mean and sample std of
+      D_p = {d²: same class} (eq. 1, 3, 4); ``mu_n``, ``sigma_n`` those of D_n = {(1 - d)²: different
+      class} (eq. 2); ``num_positive_pairs``, ``num_negative_pairs`` are |D_p|, |D_n|.
+    - soft labels, probabilities of shape (B, C): ``mu`` is L_μ of eq. 7 (mean of (d^y - d)² over all
+      pairs, d^y the cosine distance of the label vectors); ``sigma_p`` the sample std of d² over pairs
+      with identical label vectors; ``num_positive_pairs``, ``num_pairs``.
+
+    A mean of an empty set and a std of fewer than two values are 0. The statistics are computed in
+    float32 (float64 inputs stay float64) whatever the autocast state, and are differentiable w.r.t. ``embeddings``.
+
+    Example::
+
+        >>> stats = add_statistics(torch.randn(8, 16), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
+        >>> sorted(stats)
+        ['mu_n', 'mu_p', 'num_negative_pairs', 'num_positive_pairs', 'sigma_n', 'sigma_p']
+    """
+    soft = check_embeddings_and_labels(embeddings, labels, num_classes=num_classes, validate=validate)
+    with torch.autocast(device_type=embeddings.device.type, enabled=False):
+        z = embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))
+        unit = z / torch.linalg.vector_norm(z, dim=1, keepdim=True).clamp_min(eps)
+        if soft:
+            y = labels.to(z.dtype)
+            unit_labels = y / torch.linalg.vector_norm(y, dim=1, keepdim=True)
+            mean1, std1, mean2, _, count1, count2 = PairMoments.apply(unit, None, unit_labels, False)
+            return {"mu": mean2, "sigma_p": std1, "num_positive_pairs": count1, "num_pairs": count2}
+        mean1, std1, mean2, std2, count1, count2 = PairMoments.apply(unit, labels, None, True)
+    return {
+        "mu_p": mean1,
+        "sigma_p": std1,
+        "mu_n": mean2,
+        "sigma_n": std2,
+        "num_positive_pairs": count1,
+        "num_negative_pairs": count2,
+    }
+
+
+class ADDLoss(nn.Module):
+    """Angular Distance Distribution loss (Almudévar, Serizel & Ortega, ICASSP 2025).
+
+    Added to cross-entropy, ADD shapes the distribution of angular distances between the embeddings of
+    a batch: same-class pairs close (``mu_p``) and equally close (``sigma_p``), different-class pairs
+    orthogonal (``mu_n``) and equally spaced (``sigma_n``). With soft labels (mixup), the distance
+    between two embeddings is pulled towards the distance between their label vectors (L_μ, eq. 7) and
+    ``sigma_p`` keeps identical-label pairs equidistant (eq. 8).
+
+    Hard labels:  L = λμp·μp + λσp·σp + λμn·μn + λσn·σn        (eq. 5)
+    Soft labels:  L = λμ·L_μ + λσp·σp                            (eq. 8)
+
+    Args:
+        lambda_mu_p: weight of μp, the mean squared distance of same-class pairs. Default 1.
+        lambda_sigma_p: weight of σp, its sample standard deviation (both forms). Default 1.
+        lambda_mu_n: weight of μn, the mean of (1 - d)² over different-class pairs. Default 1.
+        lambda_sigma_n: weight of σn, its sample standard deviation. Default 1.
+        lambda_mu: weight of L_μ in the soft-label form. Default 1.
+        eps: floor of the embedding norm in ẑ = z / max(‖z‖, ε). Default 1e-6.
+        validate: check label values and embeddings for NaN (one host sync per call; skipped
+            automatically under ``torch.compile``). Shapes are always checked. Default True.
+
+    Inputs: ``embeddings`` (B, k) — the pooled vector that feeds the classifier head — and ``labels``:
+    class ids (B,) of an integer dtype, or per-class probabilities (B, C) of a float dtype. ``forward``
+    also takes ``num_classes`` to reject out-of-range class ids.
+
+    References:
+        Almudévar, Serizel, Ortega. "Angular Distance Distribution Loss for Audio Classification".
+
+    Example::
+
+        >>> loss_fn = ADDLoss()
+        >>> z = torch.randn(8, 32, requires_grad=True)
+        >>> loss = loss_fn(z, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
+        >>> loss.backward()
+    """
+
+    def __init__(
+        self,
+        lambda_mu_p: float = 1.0,
+        lambda_sigma_p: float = 1.0,
+        lambda_mu_n: float = 1.0,
+        lambda_sigma_n: float = 1.0,
+        lambda_mu: float = 1.0,
+        eps: float = 1e-6,
+        validate: bool = True,
+    ):
+        super().__init__()
+        for name, value in [
+            ("lambda_mu_p", lambda_mu_p),
+            ("lambda_sigma_p", lambda_sigma_p),
+            ("lambda_mu_n", lambda_mu_n),
+            ("lambda_sigma_n", lambda_sigma_n),
+            ("lambda_mu", lambda_mu),
+        ]:
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps!r}")
+        self.lambda_mu_p = float(lambda_mu_p)
+        self.lambda_sigma_p = float(lambda_sigma_p)
+        self.lambda_mu_n = float(lambda_mu_n)
+        self.lambda_sigma_n = float(lambda_sigma_n)
+        self.lambda_mu = float(lambda_mu)
+        self.eps = eps
+        self.validate = validate
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """λ of every statistic by name, for both label forms."""
+        return {
+            "mu_p": self.lambda_mu_p,
+            "sigma_p": self.lambda_sigma_p,
+            "mu_n": self.lambda_mu_n,
+            "sigma_n": self.lambda_sigma_n,
+            "mu": self.lambda_mu,
+        }
+
+    def statistics(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``add_statistics`` with this loss's ε and validation settings."""
+        return add_statistics(
+            embeddings, labels, num_classes=num_classes, eps=self.eps, validate=self.validate
+        )
+
+    def loss_from_statistics(self, stats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Σ λ·statistic over the statistics present (the pair counts carry no weight)."""
+        weights = self.weights
+        return sum(weights[name] * value for name, value in stats.items() if name in weights)
+
+    def forward(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
+    ) -> torch.Tensor:
+        return self.loss_from_statistics(self.statistics(embeddings, labels, num_classes))
+
+    def get_config_dict(self) -> dict:
+        """The constructor arguments, for saving the loss configuration with a model."""
+        return {
+            "lambda_mu_p": self.lambda_mu_p,
+            "lambda_sigma_p": self.lambda_sigma_p,
+            "lambda_mu_n": self.lambda_mu_n,
+            "lambda_sigma_n": self.lambda_sigma_n,
+            "lambda_mu": self.lambda_mu,
+            "eps": self.eps,
+        }
+
+    @property
+    def citation(self) -> str:
+        return ADD_CITATION
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.get_config_dict().items())
