@@ -2,11 +2,16 @@
 
 from hf_add.geometry import embedding_geometry
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss, add_statistics
+from hf_add.models.beats import BeatsConfig, BeatsFeatureExtractor, BeatsForAudioClassification, BeatsModel
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ADDLoss",
+    "BeatsConfig",
+    "BeatsFeatureExtractor",
+    "BeatsForAudioClassification",
+    "BeatsModel",
     "FocalLoss",
     "OrthogonalProjectionLoss",
     "add_statistics",
