@@ -3,11 +3,13 @@
 from hf_add.geometry import embedding_geometry
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss, add_statistics
 from hf_add.models.beats import BeatsConfig, BeatsFeatureExtractor, BeatsForAudioClassification, BeatsModel
+from hf_add.trainer import ADDTrainer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ADDLoss",
+    "ADDTrainer",
     "BeatsConfig",
     "BeatsFeatureExtractor",
     "BeatsForAudioClassification",

@@ -77,7 +77,7 @@ def embedding_geometry(
     variance = (squares - counts * mean.square()) / (counts - 1.0)
     std = variance.clamp_min(0.0).sqrt()
     mean = torch.where(counts > 0, mean, torch.nan)
-    cv = torch.where(counts > 1, std / mean, torch.nan)
+    cv = torch.where((counts > 1) & (mean > 0), std / mean, torch.nan)
 
     upper = torch.triu(torch.ones_like(mean, dtype=torch.bool), diagonal=1)
     inter_means = mean[upper]

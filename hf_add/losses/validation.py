@@ -57,6 +57,6 @@ def _check_values(embeddings, labels, soft, num_classes) -> None:
         if num_classes is not None:
             checks[f"class ids must be < num_classes = {num_classes}"] = (labels >= num_classes).any()
     failed = torch.stack(list(checks.values())).tolist()  # the one host sync
-    problems = [message for message, bad in zip(checks, failed) if bad]
+    problems = [message for message, bad in zip(checks, failed, strict=True) if bad]
     if problems:
         raise ValueError("invalid loss input: " + "; ".join(problems))

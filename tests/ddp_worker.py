@@ -1,0 +1,65 @@
+"""Run under torchrun with 2 CPU processes: one ADDTrainer step on per-rank batches of given sizes.
+
+argv: OUTPUT_FILE SIZES (e.g. "4,3": rank 0 gets rows 0-3, rank 1 rows 4-6). Rank 0 saves the parameters
+after one step, for ADD over the global batch and for per-rank ADD.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import SequentialSampler
+from transformers import TrainingArguments
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny import AST_FRAMES, AST_MELS, ListDataset, random_rows, tiny_ast  # noqa: E402
+
+from hf_add import ADDLoss, ADDTrainer  # noqa: E402
+
+
+class SequentialADDTrainer(ADDTrainer):
+    def _get_train_sampler(self, train_dataset=None):
+        return SequentialSampler(self.train_dataset)
+
+
+def one_step(sizes: list[int], gather_embeddings: bool) -> dict[str, torch.Tensor]:
+    args = TrainingArguments(
+        output_dir=f"/tmp/hf_add_ddp_{gather_embeddings}",
+        per_device_train_batch_size=sizes[0],
+        max_steps=1,
+        learning_rate=0.1,
+        optim="sgd",
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        max_grad_norm=0.0,
+        use_cpu=True,
+        ddp_backend="gloo",
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
+        accelerator_config={"even_batches": False},
+    )
+    rows = random_rows(sum(sizes), (AST_FRAMES, AST_MELS))
+    trainer = SequentialADDTrainer(
+        model=tiny_ast(),
+        args=args,
+        train_dataset=ListDataset(rows),
+        embedding_loss=ADDLoss(),
+        gather_embeddings=gather_embeddings,
+    )
+    trainer.train()
+    return {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+
+
+def main() -> None:
+    output, sizes = sys.argv[1], [int(s) for s in sys.argv[2].split(",")]
+    results = {mode: one_step(sizes, mode) for mode in (True, False)}
+    if dist.get_rank() == 0:
+        torch.save({"global": results[True], "per_rank": results[False]}, output)
+    dist.barrier()
+    dist.destroy_process_group()  # a rank that exits with the group alive aborts in gloo's destructor
+
+
+if __name__ == "__main__":
+    main()
