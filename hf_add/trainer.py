@@ -16,6 +16,7 @@ from hf_add.capture import EmbeddingCapture
 from hf_add.distributed import GlobalBatch, gather_global_batch
 from hf_add.geometry import embedding_geometry
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
+from hf_add.model_card import save_model_card, training_hyperparameters
 
 logger = logging.get_logger(__name__)
 
@@ -312,3 +313,59 @@ class ADDTrainer(Trainer):
         geometry = embedding_geometry(embeddings, labels, num_classes=num_classes)
         metrics.update({f"{prefix}_{name}": geometry[name] for name in GEOMETRY_SUMMARIES})
         return metrics
+
+    # ---- model card ----
+
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+        **card_kwargs,
+    ) -> None:
+        """Write hf-add's card (loss and λ, hyperparameters, last eval metrics) to ``args.output_dir``.
+
+        Overrides Trainer's draft card, which ``push_to_hub`` writes before uploading, so every push ships
+        ours. ``tasks`` and ``dataset_args`` are accepted for signature compatibility (the task is always
+        audio classification); ``card_kwargs`` go to ``hf_add.model_card.build_model_card`` (e.g.
+        ``results`` over folds and seeds, ``protocol``, extra ``hyperparameters`` such as mixup).
+        """
+        if not self.is_world_process_zero():
+            return
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        dataset_ids = [dataset_tags] if isinstance(dataset_tags, str) else list(dataset_tags or [])
+        dataset_names = [dataset] if isinstance(dataset, str) else list(dataset or [])
+        evaluation = next(
+            (logs for logs in reversed(self.state.log_history) if "eval_accuracy" in logs), None
+        )
+        results = None
+        if evaluation is not None:
+            results = {
+                "accuracy": evaluation["eval_accuracy"],
+                "geometry": {
+                    name: evaluation[f"eval_{name}"]
+                    for name in GEOMETRY_SUMMARIES
+                    if f"eval_{name}" in evaluation
+                },
+                "protocol": "single run, last evaluation of this trainer",
+            }
+        card_kwargs = {
+            "base_model": finetuned_from,
+            "dataset_id": dataset_ids[0] if dataset_ids else None,
+            "dataset_name": dataset_names[0] if dataset_names else None,
+            "results": results,
+            "model_name": model_name,
+            "repo_id": self.hub_model_id or self.args.hub_model_id,
+            "license": license,
+            "language": language,
+            "tags": [tags] if isinstance(tags, str) else tags,
+            **card_kwargs,
+            "hyperparameters": training_hyperparameters(self.args, **card_kwargs.get("hyperparameters", {})),
+        }
+        save_model_card(self.args.output_dir, self.accelerator.unwrap_model(self.model).config, **card_kwargs)
