@@ -206,6 +206,7 @@ def test_sdpa_matches_eager(layer_norm_first):
     assert model.config._attn_implementation == "sdpa"
     sdpa_logits, sdpa_grads = grads_and_logits(model, inputs, mask)
     model.set_attn_implementation("eager")
+    assert model.config._attn_implementation == "eager"
     eager_logits, eager_grads = grads_and_logits(model, inputs, mask)
     torch.testing.assert_close(sdpa_logits, eager_logits, rtol=1e-5, atol=1e-5)
     for name, grad in sdpa_grads.items():
@@ -289,10 +290,11 @@ def test_cli(tmp_path, monkeypatch):
 
 
 def test_add_trainer_trains_beats(tmp_path):
+    trainer_module = pytest.importorskip("hf_add.trainer")
     model = tiny_model(num_labels=2)
     torch.manual_seed(1)
     train = [{"input_values": torch.randn(32, 128), "labels": i % 2} for i in range(12)]
-    trainer = hf_add.ADDTrainer(
+    trainer = trainer_module.ADDTrainer(
         model=model,
         args=TrainingArguments(
             output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=4, report_to=[], use_cpu=True
@@ -302,3 +304,10 @@ def test_add_trainer_trains_beats(tmp_path):
     )
     result = trainer.train()
     assert np.isfinite(result.training_loss)
+
+
+def test_random_init_of_weight_normed_conv():
+    conv = tiny_model(encoder_embed_dim=64, conv_pos=32).beats.encoder.pos_conv_embed.conv
+    torch.testing.assert_close(conv.weight, conv.parametrizations.weight.original1)
+    assert conv.bias.abs().max() == 0
+    assert abs(conv.weight.std().item() / (4 / (32 * 64)) ** 0.5 - 1) < 0.1

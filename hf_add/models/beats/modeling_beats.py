@@ -11,6 +11,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
 
@@ -120,6 +121,24 @@ class BeatsPositionalConvEmbedding(nn.Module):
         return F.gelu(hidden_states).transpose(1, 2)
 
 
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference attention with an additive float mask; returns (batch, seq, heads, head_dim) and the weights."""
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = F.dropout(scores.softmax(dim=-1), p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
 class BeatsAttention(nn.Module):
     """Multi-head self-attention with an additive, optionally query-gated, relative position bias."""
 
@@ -130,6 +149,7 @@ class BeatsAttention(nn.Module):
         self.head_dim = config.encoder_embed_dim // self.num_heads
         self.scaling = self.head_dim**-0.5
         self.dropout = config.attention_dropout
+        self.is_causal = False
         self.q_proj = nn.Linear(config.encoder_embed_dim, config.encoder_embed_dim)
         self.k_proj = nn.Linear(config.encoder_embed_dim, config.encoder_embed_dim)
         self.v_proj = nn.Linear(config.encoder_embed_dim, config.encoder_embed_dim)
@@ -162,19 +182,22 @@ class BeatsAttention(nn.Module):
         if bias is not None:
             bias = bias.to(query.dtype)
 
-        # The official subtracts the row max and rescales by alpha = 32 before the softmax: the same softmax.
-        dropout = self.dropout if self.training else 0.0
-        if self.config._attn_implementation == "eager":
-            scores = torch.matmul(query, key.transpose(-1, -2)) * self.scaling
-            if bias is not None:
-                scores = scores + bias
-            probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=self.training)
-            attn_output = torch.matmul(probs, value)
-        else:
-            attn_output = F.scaled_dot_product_attention(
-                query, key, value, attn_mask=bias, dropout_p=dropout, scale=self.scaling
-            )
-        attn_output = attn_output.transpose(1, 2).reshape(batch_size, seq_len, -1)
+        # The official subtracts the row max and rescales by alpha = 32 before the softmax: the same softmax, so
+        # the bias can go to SDPA as its additive mask.
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, _ = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            bias,
+            dropout=self.dropout if self.training else 0.0,
+            scaling=self.scaling,
+            is_causal=False,
+        )
+        attn_output = attn_output.reshape(batch_size, seq_len, -1)
         return self.out_proj(attn_output)
 
 
@@ -315,14 +338,12 @@ class BeatsPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         """Official schemes where they matter; the weight-normed conv is initialised through its parameters."""
-        if isinstance(module, BeatsPositionalConvEmbedding):
-            conv = module.conv
-            weight_v = conv.parametrizations.weight.original1
-            init.normal_(weight_v, mean=0.0, std=math.sqrt(4 / (conv.kernel_size[0] * conv.in_channels)))
-            init.copy_(conv.parametrizations.weight.original0, weight_v.norm(dim=(0, 1), keepdim=True))
-            init.zeros_(conv.bias)
-        elif isinstance(module, nn.Conv1d):
-            return  # only the positional conv, handled above
+        if isinstance(module, nn.Conv1d):  # the positional conv, the only Conv1d
+            weight = module.parametrizations.weight
+            std = math.sqrt(4 / (module.kernel_size[0] * module.in_channels))
+            init.normal_(weight.original1, mean=0.0, std=std)
+            init.copy_(weight.original0, weight.original1.norm(dim=(0, 1), keepdim=True))
+            init.zeros_(module.bias)
         elif isinstance(module, BeatsAttention) and module.gru_rel_pos:
             init.ones_(module.gru_rel_pos_const)
         else:
