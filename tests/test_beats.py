@@ -243,8 +243,9 @@ def test_labels_give_hf_losses():
     model = tiny_model().eval()
     inputs = torch.randn(3, 32, 128)
     labels = torch.tensor([0, 4, 2])
-    out = model(inputs, labels=labels)
+    out = model(inputs, labels=labels, output_hidden_states=True)
     torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
+    assert len(out.hidden_states) == model.config.encoder_layers + 1
     model.config.problem_type = "multi_label_classification"
     targets = torch.nn.functional.one_hot(labels, 5).float()
     out = model(inputs, labels=targets)
@@ -290,11 +291,10 @@ def test_cli(tmp_path, monkeypatch):
 
 
 def test_add_trainer_trains_beats(tmp_path):
-    trainer_module = pytest.importorskip("hf_add.trainer")
     model = tiny_model(num_labels=2)
     torch.manual_seed(1)
     train = [{"input_values": torch.randn(32, 128), "labels": i % 2} for i in range(12)]
-    trainer = trainer_module.ADDTrainer(
+    trainer = hf_add.ADDTrainer(
         model=model,
         args=TrainingArguments(
             output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=4, report_to=[], use_cpu=True

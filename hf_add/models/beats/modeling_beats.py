@@ -258,7 +258,6 @@ class BeatsEncoder(nn.Module):
             else None
         )
         self.layers = nn.ModuleList(BeatsEncoderLayer(config) for _ in range(config.encoder_layers))
-        self.gradient_checkpointing = False
 
     def relative_position_bucket(self, relative_positions: torch.Tensor) -> torch.Tensor:
         """Bidirectional buckets: exact below `num_buckets // 4`, logarithmic up to `max_distance`."""
@@ -328,6 +327,8 @@ class BeatsEncoder(nn.Module):
 
 
 class BeatsPreTrainedModel(PreTrainedModel):
+    """Weight init, SDPA/eager dispatch and gradient checkpointing shared by the BEATs models."""
+
     config_class = BeatsConfig
     config: BeatsConfig
     base_model_prefix = "beats"
