@@ -1,0 +1,153 @@
+"""The ``hf-add`` command line: one entry point, one sub-command per job.
+
+Each sub-command is the ``main(argv)`` of the module that does the work, so ``hf-add train ...`` and
+``python scripts/finetune.py ...`` are the same program, and ``hf-add <command> --help`` documents it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+USAGE = """usage: hf-add <command> [options]     (hf-add <command> --help for a command's options)
+
+Train and study audio classifiers with the Angular Distance Distribution (ADD) loss.
+
+commands:
+  make-dataset   speak a word list with espeak-ng into a spoken-commands audiofolder (offline data)
+  train          fine-tune AST / BEATs / any *ForAudioClassification with CE + ADD (or CE, Focal, OPL)
+  evaluate       accuracy and embedding geometry of a saved model on a dataset split, with a heatmap
+  reproduce      one cell of the paper's Table 2 (dataset x model x loss, several seeds)
+  study          the offline ablation study of the ADD terms (results table, heatmaps)
+  convert-beats  convert an official BEATs checkpoint (.pt) into a Hugging Face model directory
+  push           upload a saved model directory (weights, feature extractor, model card) to the Hub
+
+example (offline):
+  hf-add make-dataset --output_dir data/spoken --clips_per_word 20
+  hf-add train --model_name_or_path ast-tiny --dataset_name audiofolder --data_dir data/spoken \\
+      --loss add --output_dir runs/ast-add
+  hf-add evaluate runs/ast-add --data_dir data/spoken --split test --heatmap runs/ast-add/geometry.png
+"""
+
+
+def evaluate_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="hf-add evaluate",
+        description="Accuracy and Figure 5-style embedding geometry of a saved model on a dataset split.",
+    )
+    parser.add_argument("model", help="model directory or Hub id (with its feature extractor)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data_dir", help="a local audiofolder (WAV files + metadata.csv)")
+    source.add_argument("--dataset_name", help="a Hub dataset id, e.g. ashraq/esc50")
+    parser.add_argument("--dataset_config", default=None, help="Hub dataset configuration name")
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--audio_column", default="audio")
+    parser.add_argument("--label_column", default="label")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--output", default=None, help="write the results as JSON here")
+    parser.add_argument("--heatmap", default=None, help="write a PNG of the class-pair mean and CV of d here")
+    args = parser.parse_args(argv)
+
+    from datasets import load_dataset
+
+    from hf_add.evaluation import evaluate_model, write_json
+    from hf_add.plots import plot_geometry_heatmaps
+
+    if args.data_dir:
+        dataset = load_dataset("audiofolder", data_dir=args.data_dir, split=args.split)
+    else:
+        dataset = load_dataset(args.dataset_name, args.dataset_config, split=args.split)
+    results = evaluate_model(
+        args.model,
+        dataset,
+        audio_column=args.audio_column,
+        label_column=args.label_column,
+        batch_size=args.batch_size,
+    )
+    print(f"accuracy {100 * results['accuracy']:.2f}% on {results['num_samples']} clips")
+    for name, value in results["geometry"].items():
+        print(f"  {name:28s} {value:.4f}")
+    if args.output:
+        write_json(results, args.output)
+        print(f"results: {args.output}")
+    if args.heatmap:
+        geometry = {
+            "mean_distance": results["mean_distance"],
+            "cv_distance": results["cv_distance"],
+            "accuracy": results["accuracy"],
+        }
+        plot_geometry_heatmaps({args.model: geometry}, args.heatmap, class_names=results["class_names"])
+        print(f"heatmap: {args.heatmap}")
+
+
+def convert_beats_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="hf-add convert-beats",
+        description="Convert an official BEATs checkpoint (.pt) into a Hugging Face save_pretrained directory.",
+    )
+    parser.add_argument("checkpoint_path", help="official BEATs .pt ({'cfg', 'model'[, 'label_dict']})")
+    parser.add_argument("output_dir", help="directory to create (must not exist)")
+    parser.add_argument(
+        "--push_to_hub", metavar="REPO", default=None, help="also upload to this Hub repository"
+    )
+    args = parser.parse_args(argv)
+
+    from hf_add.models.beats import convert_beats_checkpoint
+
+    model = convert_beats_checkpoint(args.checkpoint_path, args.output_dir, push_to_hub=args.push_to_hub)
+    print(f"Wrote {type(model).__name__} ({model.num_parameters():,} parameters) to {args.output_dir}")
+
+
+def push_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="hf-add push",
+        description="Upload a saved model directory to the Hub; renders its model card first if it has none.",
+    )
+    parser.add_argument("model_dir")
+    parser.add_argument("repo_id", help="e.g. your-name/ast-esc50-add")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--commit_message", default="Upload model trained with hf-add")
+    args = parser.parse_args(argv)
+
+    from hf_add.hub import push_model_dir
+
+    commit = push_model_dir(
+        args.model_dir, args.repo_id, private=args.private, commit_message=args.commit_message
+    )
+    print(f"pushed {args.model_dir} to {getattr(commit, 'commit_url', args.repo_id)}")
+
+
+def _module_main(module: str):
+    def run(argv: list[str]) -> None:
+        importlib.import_module(module).main(argv)
+
+    return run
+
+
+COMMANDS = {
+    "make-dataset": _module_main("hf_add.data.spoken_commands"),
+    "train": _module_main("hf_add.finetune"),
+    "evaluate": evaluate_main,
+    "reproduce": _module_main("hf_add.table2"),
+    "study": _module_main("hf_add.study"),
+    "convert-beats": convert_beats_main,
+    "push": push_main,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"hf-add: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    COMMANDS[command](rest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
