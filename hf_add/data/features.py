@@ -1,0 +1,109 @@
+"""Models and their feature extractors at the input length a dataset needs (AST frames, BEATs padding)."""
+
+from __future__ import annotations
+
+import torch
+from transformers import (
+    ASTConfig,
+    ASTFeatureExtractor,
+    ASTForAudioClassification,
+    AutoConfig,
+    AutoFeatureExtractor,
+)
+
+from hf_add.models.beats import BeatsConfig, BeatsFeatureExtractor, BeatsForAudioClassification
+
+from .presets import SAMPLING_RATE, DatasetSpec
+
+AST_MODEL_TYPE = "audio-spectrogram-transformer"
+
+# Configurations for training AST from scratch (no checkpoint): 128 mel bins, 16x16 patches, stride 10.
+NAMED_CONFIGS = {
+    "ast-tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+    "ast-small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
+    "ast-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+}
+
+
+def model_type_of(model_name_or_path: str) -> str:
+    """``ast`` or ``beats``, from a named config or the checkpoint's config.json."""
+    if model_name_or_path in NAMED_CONFIGS:
+        return "ast"
+    model_type = AutoConfig.from_pretrained(model_name_or_path).model_type
+    kinds = {AST_MODEL_TYPE: "ast", BeatsConfig.model_type: "beats"}
+    if model_type not in kinds:
+        raise ValueError(
+            f"{model_name_or_path} is a {model_type!r} model; this recipe supports AST and BEATs"
+        )
+    return kinds[model_type]
+
+
+def _ast_time_patches(config: ASTConfig, max_length: int) -> int:
+    return (max_length - config.patch_size) // config.time_stride + 1
+
+
+def adapt_ast_max_length(model: ASTForAudioClassification, new_max_length: int) -> ASTForAudioClassification:
+    """Give an AST another input length, adapting its time position embeddings as the AST recipe does.
+
+    The patch position embeddings are reshaped to the (frequency, time) patch grid; for fewer time patches
+    the centre of the grid is kept, for more it is bilinearly interpolated (Gong et al. 2021, ``ast_models``).
+    The cls / distillation embeddings are unchanged. Modifies ``model`` in place and returns it.
+    """
+    config = model.config
+    embeddings = model.audio_spectrogram_transformer.embeddings
+    freq_patches, old_time = embeddings.get_shape(config)
+    new_time = _ast_time_patches(config, new_max_length)
+    if new_time == old_time:
+        config.max_length = new_max_length
+        return model
+    old = embeddings.position_embeddings.data
+    tokens, hidden = old[:, :2], old.shape[-1]
+    grid = old[:, 2:].reshape(1, freq_patches, old_time, hidden).permute(0, 3, 1, 2)
+    if new_time < old_time:
+        start = old_time // 2 - new_time // 2
+        grid = grid[..., start : start + new_time]
+    else:
+        grid = torch.nn.functional.interpolate(grid, size=(freq_patches, new_time), mode="bilinear")
+    patches = grid.permute(0, 2, 3, 1).reshape(1, freq_patches * new_time, hidden)
+    embeddings.position_embeddings = torch.nn.Parameter(torch.cat([tokens, patches], dim=1).contiguous())
+    config.max_length = new_max_length
+    return model
+
+
+def load_model_and_extractor(
+    model_name_or_path: str, spec: DatasetSpec, id2label: dict[int, str], ast_max_length: int | None = None
+):
+    """The classifier (new head for ``id2label``) and its feature extractor set up for ``spec``'s clips.
+
+    AST gets fixed-length inputs of ``ast_max_length`` (default: the preset's) frames, with the checkpoint's
+    position embeddings cut or interpolated; BEATs gets clips padded to the longest in the batch (at most
+    ``spec.max_seconds``) with an attention mask. Returns (model, feature_extractor, extractor_kwargs).
+    """
+    labels = {
+        "id2label": id2label,
+        "label2id": {v: k for k, v in id2label.items()},
+        "num_labels": len(id2label),
+    }
+    max_length = ast_max_length or spec.ast_max_length
+    if model_name_or_path in NAMED_CONFIGS:
+        config = ASTConfig(
+            num_mel_bins=128, max_length=max_length, **NAMED_CONFIGS[model_name_or_path], **labels
+        )
+        extractor = ASTFeatureExtractor(num_mel_bins=128, max_length=max_length, sampling_rate=SAMPLING_RATE)
+        return ASTForAudioClassification(config), extractor, {}
+    if model_type_of(model_name_or_path) == "ast":
+        # Load at the checkpoint's own length (so no embedding is re-initialised), then adapt it.
+        model = ASTForAudioClassification.from_pretrained(
+            model_name_or_path, ignore_mismatched_sizes=True, **labels
+        )
+        extractor = ASTFeatureExtractor.from_pretrained(model_name_or_path, max_length=max_length)
+        return adapt_ast_max_length(model, max_length), extractor, {}
+    model = BeatsForAudioClassification.from_pretrained(
+        model_name_or_path, ignore_mismatched_sizes=True, **labels
+    )
+    try:
+        extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path)
+    except OSError:  # a converted checkpoint directory without preprocessor_config.json
+        extractor = BeatsFeatureExtractor()
+    padding = {"padding": "longest", "truncation": True, "max_length": int(spec.max_seconds * SAMPLING_RATE)}
+    return model, extractor, padding

@@ -1,0 +1,255 @@
+"""Dataset presets, fold protocols, bad data, the collator and AST length adaptation, on data made here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from audio_fixtures import write_audiofolder
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
+from transformers import ASTConfig, ASTForAudioClassification, TrainingArguments, pipeline
+
+from hf_add import ADDLoss, ADDTrainer
+from hf_add.data import (
+    PRESETS,
+    AudioClassificationCollator,
+    AugmentationSwitch,
+    adapt_ast_max_length,
+    get_spec,
+    load_model_and_extractor,
+    make_folds,
+)
+
+WORDS = ["yes", "no", "up"]
+
+
+def clip(seconds: float = 0.1, seed: int = 0) -> dict:
+    return {
+        "array": np.random.default_rng(seed).uniform(-0.5, 0.5, int(16000 * seconds)),
+        "sampling_rate": 16000,
+    }
+
+
+@pytest.fixture(scope="module")
+def audiofolder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("words")
+    write_audiofolder(root, WORDS, 4, sample_rates=(16000, 44100), channels=(1, 2), seconds=0.5)
+    return root
+
+
+class RecordingCollator(AudioClassificationCollator):
+    """Remembers, per batch, whether it augmented and the shape of the labels it produced."""
+
+    def __call__(self, rows):
+        batch = super().__call__(rows)
+        self.calls = [*getattr(self, "calls", []), (self.training, batch["labels"].dim())]
+        return batch
+
+
+def test_audiofolder_to_trainer_to_pipeline(audiofolder, tmp_path):
+    data = load_dataset("audiofolder", data_dir=str(audiofolder))
+    spec = get_spec(path="audiofolder", data_dir=str(audiofolder), fold_column="fold", ast_max_length=64)
+    folds, skipped = make_folds(data, spec)
+    assert skipped == 0 and [f.name for f in folds] == ["fold1", "fold2"]
+    fold = folds[0]
+    assert fold.id2label == {0: "no", 1: "up", 2: "yes"}
+    assert isinstance(fold.train.features["labels"], ClassLabel)
+    for row in fold.train:  # 44.1 kHz stereo clips come out 16 kHz mono
+        assert row["audio"]["sampling_rate"] == 16000 and row["audio"]["array"].shape == (8000,)
+
+    model, extractor, kwargs = load_model_and_extractor("ast-tiny", spec, fold.id2label)
+    collator = RecordingCollator(extractor, num_labels=3, freq_mask=48, time_mask=20, mixup=1.0)
+    rows = [fold.train[i] for i in range(4)]
+    plain = collator(rows)
+    assert plain["labels"].dtype == torch.long
+    torch.testing.assert_close(
+        plain["input_values"],
+        extractor([r["audio"]["array"] for r in rows], sampling_rate=16000, return_tensors="pt")[
+            "input_values"
+        ],
+    )
+    torch.manual_seed(0)
+    augmented = collator.train()(rows)
+    assert augmented["labels"].shape == (4, 3)
+    torch.testing.assert_close(augmented["labels"].sum(1), torch.ones(4))
+    assert (augmented["labels"] < 1).any()  # λ ~ Beta(10, 10) never gives a one-hot row
+    masked = augmented["input_values"] == 0
+    assert masked.all(dim=2).any() and masked.all(dim=1).any()  # whole frames and whole mel bins zeroed
+    collator.eval()
+    collator.calls = []
+
+    args = TrainingArguments(
+        str(tmp_path / "run"),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        eval_strategy="steps",
+        eval_steps=1,
+        remove_unused_columns=False,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+    )
+    trainer = ADDTrainer(
+        model=model,
+        args=args,
+        train_dataset=fold.train,
+        eval_dataset=fold.test,
+        processing_class=extractor,
+        data_collator=collator,
+        callbacks=[AugmentationSwitch(collator)],
+        embedding_loss=ADDLoss(),
+    )
+    trainer.train()
+    # Training batches augmented with soft labels, evaluation batches (during and after training) not.
+    assert {c for c in collator.calls if c[0]} == {(True, 2)}
+    assert {c for c in collator.calls if not c[0]} == {(False, 1)}
+    assert not collator.training and "eval_accuracy" in trainer.evaluate()
+
+    trainer.save_model(str(tmp_path / "model"))
+    scores = pipeline("audio-classification", model=str(tmp_path / "model"))(clip(0.5)["array"], top_k=3)
+    assert {s["label"] for s in scores} == set(WORDS)
+    assert sum(s["score"] for s in scores) == pytest.approx(1.0, abs=1e-4)
+
+
+def esc50_like(n_per_fold: int = 2) -> Dataset:
+    categories = ["dog", "rain", "clock"]  # target order: dog=0, rain=1, clock=2
+    rows = [
+        {
+            "filename": f"{f}-{i}.wav",
+            "fold": f,
+            "target": i % 3,
+            "category": categories[i % 3],
+            "audio": clip(seed=i),
+        }
+        for f in range(1, 6)
+        for i in range(n_per_fold * 3)
+    ]
+    features = Features(
+        {
+            "filename": Value("string"),
+            "fold": Value("int64"),
+            "target": Value("int64"),
+            "category": Value("string"),
+            "audio": Audio(sampling_rate=16000),
+        }
+    )
+    return Dataset.from_list(rows, features=features)
+
+
+def test_esc50_five_fold_cross_validation():
+    dataset = esc50_like()
+    folds, _ = make_folds(DatasetDict({"train": dataset}), PRESETS["esc50"])
+    assert len(folds) == 5
+    for k, fold in enumerate(folds, start=1):
+        assert set(fold.test["fold"]) == {k} and k not in set(fold.train["fold"])
+        assert len(fold.train) + len(fold.test) == len(dataset)
+        assert fold.id2label == {0: "dog", 1: "rain", 2: "clock"}
+        assert fold.test["labels"] == fold.test["target"]
+    assert len(make_folds(DatasetDict({"train": dataset}), PRESETS["esc50"], cv_folds=2)[0]) == 2
+
+
+def test_iemocap_sessions_map_labels_by_name():
+    names = ["sad", "fru", "exc", "neu", "ang", "hap"]  # neither alphabetical nor the preset's order
+    features = Features({"audio": Audio(sampling_rate=16000), "label": ClassLabel(names=names)})
+    sessions = {
+        f"session{s}": Dataset.from_list(
+            [{"audio": clip(0.05, seed=s * 10 + i), "label": i} for i in range(len(names))], features=features
+        )
+        for s in range(1, 6)
+    }
+    folds, _ = make_folds(DatasetDict(sessions), PRESETS["er"])
+    assert [f.name for f in folds] == list(sessions)
+    expected = ["sad", "happy", "neutral", "angry", "happy"]  # "fru" dropped, "exc" merged into "happy"
+    for fold in folds:
+        assert fold.id2label == {0: "neutral", 1: "happy", 2: "angry", 3: "sad"}
+        assert [fold.id2label[i] for i in fold.test["labels"]] == expected
+        assert len(fold.train) == 4 * len(expected)
+
+
+def test_speech_commands_drops_silence_and_keeps_official_splits():
+    features = Features(
+        {"audio": Audio(sampling_rate=16000), "label": ClassLabel(names=["yes", "_silence_", "no"])}
+    )
+    splits = DatasetDict(
+        {
+            split: Dataset.from_list(
+                [{"audio": clip(0.05, seed=i), "label": i} for i in range(3)], features=features
+            )
+            for split in ("train", "validation", "test")
+        }
+    )
+    (fold,), _ = make_folds(splits, PRESETS["ks2"])
+    assert fold.id2label == {0: "no", 1: "yes"}
+    assert len(fold.train) == len(fold.validation) == len(fold.test) == 2
+    assert PRESETS["ks2"].revision == "refs/convert/parquet" and PRESETS["ks2"].config_name == "v0.02"
+
+
+def test_bad_data_names_the_item(tmp_path):
+    root = write_audiofolder(
+        tmp_path / "bad",
+        ["yes", "no"],
+        2,
+        seconds=0.1,
+        extra_rows=[
+            {"file_name": "broken.wav", "label": "yes", "fold": 1, "bytes": b"RIFF not really a wav"},
+            {"file_name": "silent.wav", "label": "no", "fold": 2, "samples": 0},
+        ],
+    )
+    data = load_dataset("audiofolder", data_dir=str(root))
+    spec = get_spec(path="audiofolder", fold_column="fold")
+    with pytest.raises(ValueError, match=r"broken\.wav.*cannot be decoded.*--skip_corrupt"):
+        make_folds(data, spec)
+    without_broken = DatasetDict({"train": data["train"].select([0, 1, 2, 3, 5])})
+    with pytest.raises(ValueError, match=r"silent\.wav.*no audio frames"):
+        make_folds(without_broken, spec)
+    folds, skipped = make_folds(data, spec, skip_corrupt=True)
+    assert skipped == 2 and sum(len(f.test) for f in folds) == 4
+
+    with pytest.raises(ValueError, match=r"row 2 \(.*no_0\.wav\): label 'no' is not one of"):
+        make_folds(data, get_spec(path="audiofolder", fold_column="fold", class_names=("yes", "up")))
+    with pytest.raises(ValueError, match=r"no column\(s\) \['target', 'category'\].*--label_column"):
+        make_folds(data, PRESETS["esc50"])
+
+
+def tiny_ast_config(max_length: int) -> ASTConfig:
+    return ASTConfig(
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=16,
+        num_mel_bins=32,
+        max_length=max_length,
+        num_labels=2,
+    )
+
+
+@pytest.mark.parametrize("new_length, new_time", [(44, 3), (104, 9), (64, 5)])
+def test_adapt_ast_max_length_cuts_or_interpolates(new_length, new_time):
+    torch.manual_seed(0)
+    model = ASTForAudioClassification(tiny_ast_config(64))  # 2 frequency x 5 time patches
+    original = model.audio_spectrogram_transformer.embeddings.position_embeddings.detach().clone()
+    grid = original[:, 2:].reshape(1, 2, 5, 8).permute(0, 3, 1, 2)
+    if new_time < 5:
+        expected = grid[..., 1 : 1 + new_time]
+    else:
+        expected = torch.nn.functional.interpolate(grid, size=(2, new_time), mode="bilinear")
+    adapt_ast_max_length(model, new_length)
+    adapted = model.audio_spectrogram_transformer.embeddings.position_embeddings
+    assert model.config.max_length == new_length and adapted.shape == (1, 2 + 2 * new_time, 8)
+    torch.testing.assert_close(adapted[:, :2], original[:, :2])
+    torch.testing.assert_close(adapted[:, 2:].reshape(1, 2, new_time, 8).permute(0, 3, 1, 2), expected)
+    assert model(torch.randn(1, new_length, 32)).logits.shape == (1, 2)
+
+
+def test_checkpoint_is_loaded_at_its_length_then_adapted(tmp_path):
+    from transformers import ASTFeatureExtractor
+
+    torch.manual_seed(0)
+    source = ASTForAudioClassification(tiny_ast_config(64))
+    source.save_pretrained(tmp_path)
+    ASTFeatureExtractor(num_mel_bins=32, max_length=64).save_pretrained(tmp_path)
+    spec = get_spec(path="audiofolder", ast_max_length=44)
+    model, extractor, _ = load_model_and_extractor(str(tmp_path), spec, {0: "a", 1: "b", 2: "c"})
+    expected = adapt_ast_max_length(source, 44).audio_spectrogram_transformer.embeddings.position_embeddings
+    torch.testing.assert_close(model.audio_spectrogram_transformer.embeddings.position_embeddings, expected)
+    assert extractor.max_length == 44 and model.config.num_labels == 3
