@@ -10,7 +10,7 @@ its ``results.json``)::
 
     {
         "accuracy": {"mean": 0.912, "std": 0.011, "values": [0.90, 0.92, ...]},  # fractions in [0, 1];
-                                                     # a bare float is one run; "std"/"values" optional
+                          # a bare float is one run; with only "values", mean and sample std are computed
         "geometry": {"intra_class_mean_distance": 0.31,                 # float, or {"mean", "std"}
                      "inter_class_cv": {"mean": 0.12, "std": 0.01}, ...},  # any names; eval_ prefix dropped
         "protocol": "5-fold CV x 3 seeds",           # optional: how the values were obtained
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import tempfile
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -202,12 +203,17 @@ def _slug(name: str) -> str:
 def _statistic(value) -> dict | None:
     if value is None:
         return None
-    if isinstance(value, Mapping):
-        stat = {k: float(value[k]) for k in ("mean", "std") if value.get(k) is not None}
-        if "values" in value:
-            stat["n"] = len(value["values"])
-        return stat
-    return {"mean": float(value)}
+    if not isinstance(value, Mapping):
+        return {"mean": float(value)}
+    values = [float(v) for v in value.get("values") or []]
+    stat = {"mean": float(value["mean"]) if value.get("mean") is not None else statistics.fmean(values)}
+    if value.get("std") is not None:
+        stat["std"] = float(value["std"])
+    elif len(values) > 1:
+        stat["std"] = statistics.stdev(values)
+    if values:
+        stat["n"] = len(values)
+    return stat
 
 
 def _format_statistic(stat: dict, percent: bool = False) -> str:

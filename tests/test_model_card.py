@@ -171,3 +171,11 @@ def test_push_model_dir_renders_missing_card_and_uploads(tmp_path, fake_hub):
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= set(files)
     readme = files["README.md"].decode()
     assert 'model="user/test"' in readme and "91.25 ± 1.25 %" in readme and ADD_CITATION in readme
+
+
+def test_results_given_as_values_only_get_mean_and_std():
+    config = ast_config(None)
+    card = build_model_card(config, results={"accuracy": {"values": [0.8, 0.9]}, "protocol": "2 seeds"})
+    metric = card.data.to_dict()["model-index"][0]["results"][0]["metrics"][0]
+    assert metric["value"] == pytest.approx(0.85) and "std 0.0707" in metric["name"]
+    assert "85.00 ± 7.07 % (n = 2)" in card.text and "CrossEntropy alone" in card.text

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
+import math
 import os
 import shutil
 import subprocess
@@ -76,6 +78,7 @@ SPEED_RANGE = (130, 200)  # espeak-ng -s, words per minute
 SAMPLE_RATE = 16000
 NUM_FOLDS = 5
 PARTITIONS = {1: "train", 2: "train", 3: "train", 4: "validation", 5: "test"}
+HALF_WIDTH = 16  # resampling filter taps on each side
 COLUMNS = ("file_name", "label", "speaker", "voice", "partition", "fold")
 
 
@@ -212,16 +215,26 @@ def speak(word: str, voice: str, pitch: int, speed: int) -> tuple[np.ndarray, in
     return samples.astype(np.float64) / 32768.0, int.from_bytes(wav[24:28], "little")
 
 
-def resample(x: np.ndarray, orig_rate: int, new_rate: int, half_width: int = 16) -> np.ndarray:
-    """Windowed-sinc (Kaiser) resampling in numpy: exact for any rate pair, and threads need no torch."""
-    ratio = orig_rate / new_rate
-    position = np.arange(int(np.ceil(x.size / ratio))) * ratio  # output sample times, in input samples
-    index = np.floor(position).astype(np.int64)[:, None] + np.arange(-half_width + 1, half_width + 1)
-    t = index - position[:, None]
-    cutoff = 0.95 * min(1.0, 1.0 / ratio)  # just below the lower Nyquist frequency
-    window = np.i0(8.6 * np.sqrt(np.clip(1 - (t / half_width) ** 2, 0, 1))) / np.i0(8.6)
-    padded = np.concatenate([np.zeros(half_width), x, np.zeros(half_width + 1)])
-    return (padded[index + half_width] * cutoff * np.sinc(cutoff * t) * window).sum(axis=1)
+def resample(x: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Windowed-sinc resampling in numpy (no torch in the worker threads); the kernel is cached."""
+    offsets, kernel = _resampling_kernel(orig_rate, new_rate)
+    n_out = -(-x.size * new_rate // orig_rate)
+    phase = np.arange(n_out) % kernel.shape[0]
+    start = np.arange(n_out) * orig_rate // new_rate
+    padded = np.concatenate([np.zeros(HALF_WIDTH), x, np.zeros(HALF_WIDTH + 1)])
+    return np.einsum("nk,nk->n", padded[start[:, None] + offsets + HALF_WIDTH], kernel[phase])
+
+
+@functools.lru_cache
+def _resampling_kernel(orig_rate: int, new_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Kaiser-windowed sinc taps for each of the ``new_rate / gcd`` output phases."""
+    period = new_rate // math.gcd(orig_rate, new_rate)
+    position = np.arange(period) * orig_rate / new_rate
+    offsets = np.arange(-HALF_WIDTH + 1, HALF_WIDTH + 1)
+    t = (np.floor(position)[:, None] + offsets) - position[:, None]
+    cutoff = 0.95 * min(1.0, new_rate / orig_rate)  # just below the lower Nyquist frequency
+    window = np.i0(8.6 * np.sqrt(np.clip(1 - (t / HALF_WIDTH) ** 2, 0, 1))) / np.i0(8.6)
+    return offsets, cutoff * np.sinc(cutoff * t) * window
 
 
 def colored_noise(n: int, color: str, rng: np.random.Generator) -> np.ndarray:
