@@ -253,3 +253,23 @@ def test_checkpoint_is_loaded_at_its_length_then_adapted(tmp_path):
     expected = adapt_ast_max_length(source, 44).audio_spectrogram_transformer.embeddings.position_embeddings
     torch.testing.assert_close(model.audio_spectrogram_transformer.embeddings.position_embeddings, expected)
     assert extractor.max_length == 44 and model.config.num_labels == 3
+
+
+def test_beats_directory_gets_padding_and_attention_mask(tmp_path):
+    from hf_add import BeatsConfig, BeatsForAudioClassification
+
+    config = BeatsConfig(
+        embed_dim=24, encoder_layers=1, encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=4,
+        conv_pos=16, conv_pos_groups=4, encoder_layerdrop=0.0, num_labels=5,
+    )  # fmt: skip
+    BeatsForAudioClassification(config).save_pretrained(
+        tmp_path
+    )  # a converted checkpoint, no extractor config
+    spec = get_spec(path="audiofolder", max_seconds=0.3)
+    model, extractor, kwargs = load_model_and_extractor(str(tmp_path), spec, {0: "a", 1: "b"})
+    collator = AudioClassificationCollator(extractor, num_labels=2, extractor_kwargs=kwargs)
+    batch = collator([{"audio": clip(0.1), "labels": 0}, {"audio": clip(0.5), "labels": 1}])
+    # Cut at 0.3 s: 28 frames of 25 ms every 10 ms.
+    assert batch["input_values"].shape[:2] == batch["attention_mask"].shape == (2, 28)
+    assert batch["attention_mask"][0].sum() < batch["attention_mask"][1].sum() == 28
+    assert model(batch["input_values"], attention_mask=batch["attention_mask"]).logits.shape == (2, 2)

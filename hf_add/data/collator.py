@@ -71,6 +71,7 @@ class AudioClassificationCollator:
         return waves, mixed
 
     def _mask(self, features: torch.Tensor) -> torch.Tensor:
+        # Masked bins become 0: the extractors normalise features, so 0 is about the mean level.
         spectrogram = features.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T), one mask per sample
         if self.freq_mask > 0:
             spectrogram = FrequencyMasking(self.freq_mask, iid_masks=True)(spectrogram)
