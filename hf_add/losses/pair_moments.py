@@ -1,13 +1,14 @@
 """First and second moments of per-pair values over masked sets of ordered embedding pairs.
 
 This is the numerical core that ADD (paper eq. 1-8) needs. It works on one (B, B) Gram matrix of
-unit-normalised embeddings, selects pair sets with broadcast masks and reduces them with masked sums
-divided by counts: no boolean indexing, no host syncs, no Python loops over pairs, so it runs unchanged
-under CUDA graphs and ``torch.compile(fullgraph=True)``.
+unit-normalised embeddings, selects pair sets with broadcast 0/1 weight matrices and reduces them with
+dot products divided by counts: no boolean indexing, no host syncs, no Python loops over pairs, so it
+runs unchanged under CUDA graphs and ``torch.compile(fullgraph=True)``.
 
 A custom autograd Function keeps memory at one saved (B, B) matrix (the Gram matrix) instead of the
-half-dozen that autograd would save for the element-wise chain, and its backward is a single fused
-expression followed by one matmul. Empty or single-valued sets give exactly 0 with a zero gradient.
+half-dozen that autograd would save for the element-wise chain, and its backward is a few in-place
+element-wise passes followed by one matmul. Empty or single-valued sets give exactly 0 with a zero
+gradient.
 """
 
 from __future__ import annotations
@@ -35,28 +36,43 @@ def pair_sets(
     return positives, off_diagonal
 
 
-def _values(gram: torch.Tensor, gram_labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pair values of the two sets and their derivatives w.r.t. the Gram entry.
+def _symmetric_gram(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x xᵀ made exactly symmetric, and a spare (B, B) buffer.
 
-    Set 1 (positives, both forms): d² = (1 - g)².
-    Set 2, hard form: (1 - d)² = g² (eq. 2). Soft form: (d^y - d)² = (g - g^y)² (eq. 7).
+    BLAS may round (i, j) and (j, i) differently, but the backward's ``grad_gram @ unit`` needs a
+    symmetric gradient, and two equal ordered pairs must give σ = 0. (0.5·x) xᵀ is exactly half of
+    x xᵀ; a contiguous transposed copy is several times faster than adding the strided view, and is
+    then reused as scratch space (a fresh (B, B) allocation costs as much as a pass over it).
     """
-    one_minus = 1.0 - gram
-    residual = gram if gram_labels is None else gram - gram_labels
-    return one_minus.square(), residual.square(), -2.0 * one_minus, 2.0 * residual
+    gram = (0.5 * x) @ x.T
+    scratch = gram.T.contiguous()
+    return gram.add_(scratch), scratch
 
 
-def _moments(values: torch.Tensor, mask: torch.Tensor, with_std: bool):
-    """Mean and sample std of ``values`` over ``mask``; 0 where the set is too small."""
-    count = mask.sum(dtype=values.dtype)
-    mean = torch.where(mask, values, 0.0).sum() / count.clamp_min(1.0)
+def _set_weights(gram_labels, class_ids, batch_size, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two pair sets of ``pair_sets`` as flattened 0/1 matrices of ``dtype``: set sums are dot products."""
+    if class_ids is None:
+        first = (1.0 - gram_labels < SOFT_POSITIVE_THRESHOLD).to(dtype)
+        second = 1.0 - torch.eye(batch_size, dtype=dtype, device=device)
+    else:
+        first = (class_ids.unsqueeze(1) == class_ids.unsqueeze(0)).to(dtype)
+        second = 1.0 - first
+    first.diagonal().zero_()
+    return first.view(-1), second.view(-1)
+
+
+def _moments(values: torch.Tensor, weights: torch.Tensor, with_std: bool):
+    """Count, mean and sample std of flat ``values`` over the set (0 where the set is too small), and the
+    divisors of the mean and the variance, which the backward reuses. Overwrites ``values``."""
+    count = weights.sum()
+    divisor = count.clamp_min(1.0)
+    mean = torch.dot(values, weights) / divisor
     if not with_std:
-        return count, mean, torch.zeros_like(mean)
-    variance = torch.where(mask, (values - mean).square(), 0.0).sum() / (count - 1.0).clamp_min(1.0)
-    # sqrt has an infinite slope at 0: route variance == 0 around it so the gradient is exactly 0.
-    positive = variance > 0
-    std = torch.where(positive, torch.where(positive, variance, 1.0).sqrt(), 0.0)
-    return count, mean, std
+        return count, mean, torch.zeros_like(mean), divisor, divisor
+    # Autograd never sees this sqrt: the backward handles std == 0 (zero gradient, not sqrt's infinite one).
+    variance_divisor = (count - 1.0).clamp_min(1.0)
+    variance = torch.dot(values.sub_(mean).mul_(values), weights) / variance_divisor
+    return count, mean, variance.sqrt(), divisor, variance_divisor
 
 
 class PairMoments(torch.autograd.Function):
@@ -64,38 +80,57 @@ class PairMoments(torch.autograd.Function):
 
     Inputs: ``unit`` (B, k) unit-norm embeddings (float32 or float64); ``class_ids`` (B,) or ``unit_labels``
     (B, C) unit-norm label vectors of the same dtype. ``std2`` is only computed when ``need_std2``.
+
+    Per-pair values: set 1 (positives, both forms) d² = (1 - g)²; set 2, hard form, (1 - d)² = g²
+    (eq. 2), soft form (d^y - d)² = (g - g^y)² (eq. 7). Set sums are dot products with 0/1 weight
+    matrices and the element-wise work runs in place in reused buffers: few passes over (B, B) matrices
+    besides the two matmuls.
     """
 
     @staticmethod
     def forward(ctx, unit, class_ids, unit_labels, need_std2: bool):
-        gram = unit @ unit.T
-        gram_labels = None if unit_labels is None else unit_labels @ unit_labels.T
-        positives, second = pair_sets(gram_labels, class_ids, unit.shape[0], unit.device)
-        values1, values2, _, _ = _values(gram, gram_labels)
-        count1, mean1, std1 = _moments(values1, positives, with_std=True)
-        count2, mean2, std2 = _moments(values2, second, with_std=need_std2)
-        ctx.save_for_backward(unit, gram, class_ids, unit_labels, mean1, std1, count1, mean2, std2, count2)
+        gram, scratch = _symmetric_gram(unit)
+        gram_labels = None if unit_labels is None else _symmetric_gram(unit_labels)[0]
+        weights1, weights2 = _set_weights(gram_labels, class_ids, unit.shape[0], gram.dtype, gram.device)
+        flat, scratch = gram.view(-1), scratch.view(-1)  # element-wise work and dot products are flat
+        values = torch.sub(flat, 1.0, out=scratch)  # -(1 - g): same square
+        count1, mean1, std1, *divisors1 = _moments(values.mul_(values), weights1, with_std=True)
+        if gram_labels is None:
+            values = torch.mul(flat, flat, out=scratch)
+        else:
+            values = torch.sub(flat, gram_labels.view(-1), out=scratch)
+            values.mul_(values)
+        count2, mean2, std2, *divisors2 = _moments(values, weights2, with_std=need_std2)
+        ctx.save_for_backward(
+            unit, gram, class_ids, unit_labels, mean1, std1, *divisors1, mean2, std2, *divisors2
+        )
         ctx.mark_non_differentiable(count1, count2)
         return mean1, std1, mean2, std2, count1, count2
 
     @staticmethod
     def backward(ctx, g_mean1, g_std1, g_mean2, g_std2, _g_count1, _g_count2):
-        unit, gram, class_ids, unit_labels, mean1, std1, count1, mean2, std2, count2 = ctx.saved_tensors
-        gram_labels = None if unit_labels is None else unit_labels @ unit_labels.T
-        positives, second = pair_sets(gram_labels, class_ids, unit.shape[0], unit.device)
-        values1, values2, slope1, slope2 = _values(gram, gram_labels)
+        unit, gram, class_ids, unit_labels, *moments = ctx.saved_tensors
+        gram_labels = None if unit_labels is None else _symmetric_gram(unit_labels)[0]
+        weights1, weights2 = _set_weights(gram_labels, class_ids, unit.shape[0], gram.dtype, gram.device)
         # d mean / d v = 1/n ; d std / d v = (v - mean) / ((n - 1) std), on the set, 0 where undefined.
-        # So dL/dv = a + b v with scalars a, b per set.
-        a1, b1 = _linear_coefficients(g_mean1, g_std1, mean1, std1, count1)
-        a2, b2 = _linear_coefficients(g_mean2, g_std2, mean2, std2, count2)
-        grad_gram = torch.where(positives, (a1 + b1 * values1) * slope1, 0.0) + torch.where(
-            second, (a2 + b2 * values2) * slope2, 0.0
-        )
-        # grad_gram is symmetric, and d(gram)/d(unit) contributes it twice.
-        return 2.0 * (grad_gram @ unit), None, None, None
+        # So dL/dv = a + b v with scalars a, b per set; with v = r², dL/dg = 2 (a + b r²) r dr/dg.
+        a1, b1 = _linear_coefficients(g_mean1, g_std1, *moments[:4])
+        a2, b2 = _linear_coefficients(g_mean2, g_std2, *moments[4:])
+        # Set 2: r = g or g - g^y, dr/dg = 1.
+        flat = gram.view(-1)
+        residual = flat if gram_labels is None else flat - gram_labels.view(-1)
+        half_grad_gram = (residual * residual).mul_(b2).add_(a2).mul_(residual).mul_(weights2)
+        # Set 1: r = 1 - g, dr/dg = -1; r' = g - 1 = -r, masked first so that weights1 can be reused.
+        negated = torch.sub(flat, 1.0, out=weights2).mul_(weights1)
+        term1 = torch.mul(negated, negated, out=weights1).mul_(b1).add_(a1).mul_(negated)
+        half_grad_gram.add_(term1)
+        # grad_gram = 2 · half_grad_gram is symmetric, and d(gram)/d(unit) contributes it twice: 4 · half @ unit
+        # (addmm with beta = 0 ignores its first argument: one op instead of a matmul and a scaling).
+        half_grad_gram = half_grad_gram.view_as(gram)
+        return torch.addmm(unit, half_grad_gram, unit, beta=0.0, alpha=4.0), None, None, None
 
 
-def _linear_coefficients(g_mean, g_std, mean, std, count):
-    a = g_mean / count.clamp_min(1.0)
-    b = torch.where(std > 0, g_std / ((count - 1.0).clamp_min(1.0) * torch.where(std > 0, std, 1.0)), 0.0)
-    return a - b * mean, b
+def _linear_coefficients(g_mean, g_std, mean, std, divisor, variance_divisor):
+    """(a, b) with dL/dv = a + b·v on the set (not differentiated again, so no guard inside the where)."""
+    b = torch.where(std > 0, g_std / (variance_divisor * std), 0.0)
+    return g_mean / divisor - b * mean, b
