@@ -26,7 +26,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec, load_model_and_extractor
 from hf_add.data.presets import DatasetSpec, make_folds
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
-from hf_add.trainer import GEOMETRY_SUMMARIES, LOSS_CLASSES, ADDTrainer
+from hf_add.trainer import GEOMETRY_SUMMARIES, ADDTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -137,24 +137,6 @@ class RecipeArguments:
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, LossArguments, RecipeArguments, TrainingArguments)
 
 
-class WeightedOrthogonalProjectionLoss(OrthogonalProjectionLoss):
-    """OPL scaled by ``weight``: the ADD authors add 0.1 · OPL to cross-entropy."""
-
-    def __init__(self, gamma: float = 0.5, weight: float = 1.0, **kwargs):
-        super().__init__(gamma=gamma, **kwargs)
-        self.weight = float(weight)
-
-    def loss_from_statistics(self, stats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.weight * super().loss_from_statistics(stats)
-
-    def get_config_dict(self) -> dict:
-        return {**super().get_config_dict(), "weight": self.weight}
-
-
-# So that ADDTrainer can rebuild it from a checkpoint's config when resuming.
-LOSS_CLASSES[WeightedOrthogonalProjectionLoss.__name__] = WeightedOrthogonalProjectionLoss
-
-
 def build_losses(args: LossArguments):
     """(embedding_loss, classification_loss) for ADDTrainer."""
     if args.loss not in ("ce", "focal", "opl", "add"):
@@ -169,7 +151,7 @@ def build_losses(args: LossArguments):
         mu_p, sigma_p, mu_n, sigma_n = args.add_lambdas
         embedding = ADDLoss(mu_p, sigma_p, mu_n, sigma_n, lambda_mu=args.add_lambda_mu)
     elif args.loss == "opl":
-        embedding = WeightedOrthogonalProjectionLoss(gamma=args.opl_gamma, weight=args.opl_weight)
+        embedding = OrthogonalProjectionLoss(gamma=args.opl_gamma, weight=args.opl_weight)
     return embedding, classification
 
 

@@ -11,7 +11,6 @@ from audio_fixtures import write_audiofolder
 
 from hf_add.finetune import (
     LossArguments,
-    WeightedOrthogonalProjectionLoss,
     build_losses,
     main,
     parse_args,
@@ -80,7 +79,7 @@ def test_losses_from_arguments():
     embedding, classification = build_losses(LossArguments(loss="focal", focal_gamma=2))
     assert embedding is None and isinstance(classification, FocalLoss) and classification.gamma == 2
     embedding, _ = build_losses(LossArguments(loss="opl"))
-    assert isinstance(embedding, WeightedOrthogonalProjectionLoss) and (
+    assert isinstance(embedding, OrthogonalProjectionLoss) and (
         embedding.gamma,
         embedding.weight,
     ) == (2, 0.1)

@@ -20,12 +20,13 @@ OPL_CITATION = """@inproceedings{ranasinghe2021orthogonal,
 class OrthogonalProjectionLoss(nn.Module):
     """Orthogonal Projection Loss: same-class embeddings parallel, different-class ones orthogonal.
 
-    L = (1 - mean_{y_i = y_j, i≠j} cos(z_i, z_j)) + γ · mean_{y_i ≠ y_j} |cos(z_i, z_j)|, added to
+    L = w · [(1 - mean_{y_i = y_j, i≠j} cos(z_i, z_j)) + γ · mean_{y_i ≠ y_j} |cos(z_i, z_j)|], added to
     cross-entropy. A term whose pair set is empty contributes 0.
 
     Args:
         gamma: weight γ of the negative-pair term. Default 0.5 (the OPL authors' recommendation; the ADD
             authors' Table 2 runs used γ = 2 with the whole loss weighted 0.1).
+        weight: w, the weight of the whole loss relative to cross-entropy. Default 1.
         eps: floor of the embedding norm when normalising. Default 1e-6.
         validate: check label values and embeddings for NaN (one host sync). Default True.
 
@@ -39,11 +40,13 @@ class OrthogonalProjectionLoss(nn.Module):
         >>> OrthogonalProjectionLoss(gamma=0.5)(torch.randn(4, 8), torch.tensor([0, 0, 1, 1]))
     """
 
-    def __init__(self, gamma: float = 0.5, eps: float = 1e-6, validate: bool = True):
+    def __init__(self, gamma: float = 0.5, weight: float = 1.0, eps: float = 1e-6, validate: bool = True):
         super().__init__()
-        if not isinstance(gamma, (int, float)) or gamma < 0:
-            raise ValueError(f"gamma must be a non-negative number, got {gamma!r}")
+        for name, value in [("gamma", gamma), ("weight", weight)]:
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         self.gamma = float(gamma)
+        self.weight = float(weight)
         self.eps = eps
         self.validate = validate
 
@@ -76,7 +79,7 @@ class OrthogonalProjectionLoss(nn.Module):
         }
 
     def loss_from_statistics(self, stats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return stats["positive_term"] + self.gamma * stats["negative_abs_cosine"]
+        return self.weight * (stats["positive_term"] + self.gamma * stats["negative_abs_cosine"])
 
     def forward(
         self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
@@ -84,11 +87,11 @@ class OrthogonalProjectionLoss(nn.Module):
         return self.loss_from_statistics(self.statistics(embeddings, labels, num_classes))
 
     def get_config_dict(self) -> dict:
-        return {"gamma": self.gamma, "eps": self.eps}
+        return {"gamma": self.gamma, "weight": self.weight, "eps": self.eps}
 
     @property
     def citation(self) -> str:
         return OPL_CITATION
 
     def extra_repr(self) -> str:
-        return f"gamma={self.gamma}"
+        return f"gamma={self.gamma}, weight={self.weight}"
