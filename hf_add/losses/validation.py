@@ -31,6 +31,8 @@ def check_embeddings_and_labels(
             f"labels and embeddings must have the same batch size, got {labels.shape[0]} labels "
             f"for {embeddings.shape[0]} embeddings"
         )
+    if labels.shape[0] == 0:
+        raise ValueError("the batch is empty; the loss needs at least one sample")
     soft = labels.dim() == 2
     if not soft and labels.is_floating_point():
         raise ValueError(
@@ -45,18 +47,25 @@ def check_embeddings_and_labels(
 
 
 def _check_values(embeddings, labels, soft, num_classes) -> None:
-    checks = {"embeddings contain NaN or inf": ~torch.isfinite(embeddings).all()}
+    # Few small reductions and one host sync: this runs every step.
+    finite = torch.isfinite(embeddings).all()
     if soft:
-        checks["soft labels have a negative entry; they must be class probabilities"] = (labels < 0).any()
-        checks["soft labels have a row that sums to 0; every sample needs some class mass"] = (
-            labels.sum(dim=1) <= 0
-        ).any()
-        checks["soft labels contain NaN or inf"] = ~torch.isfinite(labels).all()
+        row_sums = labels.sum(dim=1)
+        summary = torch.stack([finite, torch.isfinite(row_sums).all(), labels.min() >= 0, row_sums.min() > 0])
+        messages = [
+            "embeddings contain NaN or inf",
+            "soft labels contain NaN or inf",
+            "soft labels have a negative entry; they must be class probabilities",
+            "soft labels have a row that sums to 0; every sample needs some class mass",
+        ]
+        problems = [m for m, ok in zip(messages, summary.tolist(), strict=True) if not ok]
     else:
-        checks["class ids must be >= 0"] = (labels < 0).any()
-        if num_classes is not None:
-            checks[f"class ids must be < num_classes = {num_classes}"] = (labels >= num_classes).any()
-    failed = torch.stack(list(checks.values())).tolist()  # the one host sync
-    problems = [message for message, bad in zip(checks, failed, strict=True) if bad]
+        low, high = torch.aminmax(labels)
+        is_finite, low, high = torch.stack([finite.to(labels.dtype), low, high]).tolist()
+        problems = [] if is_finite else ["embeddings contain NaN or inf"]
+        if low < 0:
+            problems.append("class ids must be >= 0")
+        if num_classes is not None and high >= num_classes:
+            problems.append(f"class ids must be < num_classes = {num_classes}")
     if problems:
         raise ValueError("invalid loss input: " + "; ".join(problems))
