@@ -65,6 +65,10 @@ class DataArguments:
     fold_splits: list[str] | None = field(
         default=None, metadata={"help": "Leave-one-split-out CV over these splits (IEMOCAP sessions)."}
     )
+    split_column: str | None = field(
+        default=None,
+        metadata={"help": "Column whose values (e.g. train/validation/test) split a single-split dataset."},
+    )
     train_split: str | None = None
     validation_split: str | None = None
     test_split: str | None = None
@@ -89,6 +93,7 @@ class DataArguments:
             label_names_column=self.label_names_column,
             fold_column=self.fold_column,
             fold_splits=tuple(self.fold_splits) if self.fold_splits else None,
+            split_column=self.split_column,
             train_split=self.train_split,
             validation_split=self.validation_split,
             test_split=self.test_split,

@@ -273,3 +273,21 @@ def test_beats_directory_gets_padding_and_attention_mask(tmp_path):
     assert batch["input_values"].shape[:2] == batch["attention_mask"].shape == (2, 28)
     assert batch["attention_mask"][0].sum() < batch["attention_mask"][1].sum() == 28
     assert model(batch["input_values"], attention_mask=batch["attention_mask"]).logits.shape == (2, 2)
+
+
+def test_split_column_divides_a_single_split_dataset():
+    from datasets import Dataset, DatasetDict
+
+    from hf_add.data.presets import split_by_column
+
+    rows = Dataset.from_dict(
+        {"x": list(range(6)), "partition": ["train", "test", "train", "validation", "test", "train"]}
+    )
+    splits = split_by_column(DatasetDict({"train": rows}), "partition")
+    assert {name: split["x"] for name, split in splits.items()} == {
+        "test": [1, 4],
+        "train": [0, 2, 5],
+        "validation": [3],
+    }
+    with pytest.raises(ValueError, match="not a column"):
+        split_by_column(DatasetDict({"train": rows}), "fold")

@@ -37,6 +37,9 @@ class DatasetSpec:
     label_names_column: str | None = None
     fold_column: str | None = None
     fold_splits: tuple[str, ...] = ()
+    # A column that assigns each row of a single-split dataset to a split (an audiofolder whose metadata.csv
+    # has e.g. partition = train / validation / test); its values become the split names.
+    split_column: str | None = None
     train_split: str = "train"
     validation_split: str | None = None
     test_split: str | None = None
@@ -52,7 +55,21 @@ class DatasetSpec:
 
     def load(self) -> DatasetDict:
         """``load_dataset`` with this spec's location (Hub id, ``audiofolder`` + ``data_dir``, ...)."""
-        return load_dataset(self.path, self.config_name, revision=self.revision, data_dir=self.data_dir)
+        data = load_dataset(self.path, self.config_name, revision=self.revision, data_dir=self.data_dir)
+        return data if self.split_column is None else split_by_column(data, self.split_column)
+
+
+def split_by_column(data: DatasetDict, column: str) -> DatasetDict:
+    """One split per value of ``column`` (e.g. train / validation / test), from a single-split dataset."""
+    if len(data) != 1:
+        raise ValueError(f"split_column needs a dataset with one split, got splits {list(data)}")
+    (dataset,) = data.values()
+    if column not in dataset.column_names:
+        raise ValueError(f"split_column {column!r} is not a column; the columns are {dataset.column_names}")
+    values = np.asarray([str(value) for value in dataset[column]])
+    return DatasetDict(
+        {value: dataset.select(np.flatnonzero(values == value)) for value in np.unique(values)}
+    )
 
 
 IEMOCAP_OTHER_EMOTIONS = ("fru", "frustrated", "sur", "surprised", "fea", "fear", "dis", "disgust", "oth")
