@@ -28,7 +28,7 @@ def plot_geometry_heatmaps(
     figure, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 6.8), squeeze=False)
     for column, name in enumerate(names):
         geometry = geometries[name]
-        count = min(max_classes, geometry["mean_distance"].shape[0])
+        count = min(max_classes, len(geometry["mean_distance"]))
         labels = (class_names or [str(i) for i in range(count)])[:count]
         title = name if "accuracy" not in geometry else f"{name}\naccuracy {100 * geometry['accuracy']:.1f}%"
         for row, (key, label) in enumerate([("mean_distance", "mean of d"), ("cv_distance", "CV of d")]):

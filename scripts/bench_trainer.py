@@ -19,6 +19,7 @@ import torch
 from transformers import ASTConfig, ASTForAudioClassification, Trainer, TrainerCallback, TrainingArguments
 
 from hf_add import ADDLoss, ADDTrainer
+from hf_add.data.features import ast_from_config
 
 
 class StepTimer(TrainerCallback):
@@ -63,7 +64,7 @@ def small_ast(num_labels: int) -> ASTForAudioClassification:
         max_length=128,
         num_labels=num_labels,
     )
-    return ASTForAudioClassification(config)
+    return ast_from_config(config)
 
 
 def median_step(use_add: bool, args: argparse.Namespace, warmup: int = 3) -> float:

@@ -20,6 +20,7 @@ AST_MODEL_TYPE = "audio-spectrogram-transformer"
 # Configurations for training AST from scratch (no checkpoint): 128 mel bins, 16x16 patches, stride 10.
 NAMED_CONFIGS = {
     "ast-tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+    "ast-mini": dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128),
     "ast-small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
     "ast-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
 }
@@ -70,6 +71,25 @@ def adapt_ast_max_length(model: ASTForAudioClassification, new_max_length: int) 
     return model
 
 
+def ast_from_config(config: ASTConfig) -> ASTForAudioClassification:
+    """A new AST for training from scratch, with its class tokens and position embeddings initialised.
+
+    transformers initialises them to exactly 0 (right for fine-tuning, where a checkpoint overwrites
+    them); from scratch, LayerNorm of an all-zero token (eps 1e-12) has a slope of 1e12 and training
+    collapses. The original AST (after DeiT) draws them from a truncated normal with std 0.02.
+    """
+    model = ASTForAudioClassification(config)
+    embeddings = model.audio_spectrogram_transformer.embeddings
+    with torch.no_grad():
+        for parameter in (
+            embeddings.cls_token,
+            embeddings.distillation_token,
+            embeddings.position_embeddings,
+        ):
+            torch.nn.init.trunc_normal_(parameter, std=config.initializer_range)
+    return model
+
+
 def load_model_and_extractor(
     model_name_or_path: str, spec: DatasetSpec, id2label: dict[int, str], ast_max_length: int | None = None
 ):
@@ -90,7 +110,7 @@ def load_model_and_extractor(
             num_mel_bins=128, max_length=max_length, **NAMED_CONFIGS[model_name_or_path], **labels
         )
         extractor = ASTFeatureExtractor(num_mel_bins=128, max_length=max_length, sampling_rate=SAMPLING_RATE)
-        return ASTForAudioClassification(config), extractor, {}
+        return ast_from_config(config), extractor, {}
     if model_type_of(model_name_or_path) == "ast":
         # Load at the checkpoint's own length (so no embedding is re-initialised), then adapt it.
         model = ASTForAudioClassification.from_pretrained(

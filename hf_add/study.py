@@ -1,0 +1,255 @@
+"""The offline study: does each ADD term do what the paper says (§4.4-4.5), on data we can make here?
+
+Every row trains the same small AST from scratch on the same spoken-commands set (35 words spoken by
+espeak-ng voices; train / validation / test by voice, so test voices are unseen), with the same schedule,
+for several seeds; the epoch kept is the best on validation; test accuracy and the embedding geometry of
+the test set are recorded. Rows: CE, Focal, CE + OPL, CE + ADD with one λ term at a time, {1,0,1,0},
+{1,1,1,1}, and the soft-label form with mixup.
+
+    python scripts/study.py --output_dir runs/study        # or: hf-add study ...
+
+Resumable: a run whose ``results.json`` exists is not trained again. Writes ``runs.csv`` (one line per
+run), ``results.csv`` / ``results.md`` (mean ± std per row), ``paired.md`` (CE vs ADD {1,1,1,1} per
+seed) and ``heatmaps.png`` (Figure 5-style, CE and ADD {1,1,1,1}, seed 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+
+import numpy as np
+from datasets import load_dataset
+
+from hf_add import finetune
+from hf_add.data.spoken_commands import SPEECH_COMMANDS_WORDS, make_spoken_commands
+from hf_add.evaluation import evaluate_model, write_json
+from hf_add.plots import plot_geometry_heatmaps
+
+ROWS: dict[str, list[str]] = {
+    "CE": ["--loss", "ce"],
+    "Focal (γ=2)": ["--loss", "focal", "--focal_gamma", "2"],
+    "CE + OPL (γ=2, ×0.1)": ["--loss", "opl", "--opl_gamma", "2", "--opl_weight", "0.1"],
+    "ADD λ={1,0,0,0}": ["--loss", "add", "--add_lambdas", "1", "0", "0", "0"],
+    "ADD λ={0,1,0,0}": ["--loss", "add", "--add_lambdas", "0", "1", "0", "0"],
+    "ADD λ={0,0,1,0}": ["--loss", "add", "--add_lambdas", "0", "0", "1", "0"],
+    "ADD λ={0,0,0,1}": ["--loss", "add", "--add_lambdas", "0", "0", "0", "1"],
+    "ADD λ={1,0,1,0}": ["--loss", "add", "--add_lambdas", "1", "0", "1", "0"],
+    "ADD λ={1,1,1,1}": ["--loss", "add", "--add_lambdas", "1", "1", "1", "1"],
+    "ADD soft, mixup 0.5": ["--loss", "add", "--mixup", "0.5"],
+}
+METRICS = (
+    "accuracy",
+    "intra_class_mean_distance",
+    "intra_class_cv",
+    "inter_class_mean_distance",
+    "inter_class_cv",
+)
+BASELINE, PROPOSED = "CE", "ADD λ={1,1,1,1}"
+
+
+def slug(row: str) -> str:
+    """An ASCII directory name for a row: "ADD λ={1,0,1,0}" -> "add-1-0-1-0"."""
+    words = "".join(c if c.isascii() and c.isalnum() else " " for c in row.lower()).split()
+    return "-".join(words)
+
+
+def training_argv(args: argparse.Namespace, row: str, seed: int, output_dir: str) -> list[str]:
+    """The exact ``hf-add train`` arguments of one run (also printed into results.md)."""
+    return [
+        "--model_name_or_path", args.model,
+        "--ast_max_length", str(args.ast_max_length),
+        "--dataset_name", "audiofolder",
+        "--data_dir", args.data_dir,
+        "--split_column", "partition",
+        "--validation_split", "validation",
+        "--test_split", "test",
+        *ROWS[row],
+        "--num_train_epochs", str(args.epochs),
+        "--per_device_train_batch_size", "32",
+        "--per_device_eval_batch_size", "64",
+        "--learning_rate", str(args.learning_rate),
+        "--warmup_epochs", "1",
+        "--weight_decay", "0.01",
+        "--eval_strategy", "epoch",
+        "--save_strategy", "epoch",
+        "--save_total_limit", "1",
+        "--load_best_model_at_end", "true",
+        "--metric_for_best_model", "accuracy",
+        "--seed", str(seed),
+        "--output_dir", output_dir,
+        "--report_to", "none",
+        "--logging_steps", "50",
+        "--disable_tqdm", "true",
+        "--use_cpu", "true",
+    ]  # fmt: skip
+
+
+def run_one(args: argparse.Namespace, row: str, seed: int) -> dict:
+    """Train one (row, seed) unless its results exist; return its line of runs.csv."""
+    output_dir = os.path.join(args.output_dir, slug(row), f"seed{seed}")
+    results_file = os.path.join(output_dir, "results.json")
+    if not os.path.isfile(results_file):
+        start = time.time()
+        results = finetune.main(training_argv(args, row, seed, output_dir))
+        results["wall_seconds"] = time.time() - start
+        write_json(results, results_file)
+    with open(results_file) as f:
+        results = json.load(f)
+    (fold,) = results["folds"]
+    return {
+        "row": row,
+        "seed": seed,
+        **{metric: fold[metric] for metric in METRICS},
+        "wall_seconds": round(results["wall_seconds"], 1),
+        "model_dir": os.path.join(output_dir, fold["fold"]),
+    }
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    table = []
+    for row in ROWS:
+        lines = [r for r in runs if r["row"] == row]
+        if not lines:
+            continue
+        summary = {"row": row, "seeds": len(lines)}
+        for metric in METRICS:
+            values = np.array([r[metric] for r in lines], dtype=float)
+            summary[f"{metric}_mean"] = float(values.mean())
+            summary[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        summary["wall_seconds_per_run"] = float(np.mean([r["wall_seconds"] for r in lines]))
+        table.append(summary)
+    return table
+
+
+def markdown(table: list[dict], args: argparse.Namespace) -> str:
+    lines = [
+        "| row | test accuracy (%) | intra-class mean d ↓ | intra-class CV ↓ | inter-class mean d ↑ "
+        "| inter-class CV (equidistance) ↓ | wall time per run (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in table:
+        accuracy = f"{100 * s['accuracy_mean']:.2f} ± {100 * s['accuracy_std']:.2f}"
+        cells = [f"{s[f'{m}_mean']:.3f} ± {s[f'{m}_std']:.3f}" for m in METRICS[1:]]
+        lines.append(f"| {s['row']} | {accuracy} | {' | '.join(cells)} | {s['wall_seconds_per_run']:.0f} |")
+    example = " ".join(training_argv(args, PROPOSED, 0, f"{args.output_dir}/{slug(PROPOSED)}/seed0"))
+    return "\n".join(
+        [
+            *lines,
+            "",
+            f"Mean ± sample std over {args.seeds} seeds; d = 1 - cos between test-set embeddings (the input "
+            "of the classifier head); CV = σ/μ. Each run is one `hf-add train`, e.g.:",
+            "",
+            f"    hf-add train {example}",
+        ]
+    )
+
+
+def paired(runs: list[dict]) -> str:
+    by_seed = {(r["row"], r["seed"]): r["accuracy"] for r in runs}
+    seeds = sorted(
+        {s for row, s in by_seed if row == BASELINE} & {s for row, s in by_seed if row == PROPOSED}
+    )
+    if not seeds:
+        return ""
+    differences = np.array([by_seed[(PROPOSED, s)] - by_seed[(BASELINE, s)] for s in seeds]) * 100
+    lines = [f"| seed | {BASELINE} (%) | {PROPOSED} (%) | difference (points) |", "|---|---|---|---|"]
+    for seed, difference in zip(seeds, differences, strict=True):
+        lines.append(
+            f"| {seed} | {100 * by_seed[(BASELINE, seed)]:.2f} | {100 * by_seed[(PROPOSED, seed)]:.2f} "
+            f"| {difference:+.2f} |"
+        )
+    spread = differences.std(ddof=1) if len(differences) > 1 else 0.0
+    lines += [
+        "",
+        f"Paired over {len(seeds)} seeds: {PROPOSED} − {BASELINE} = {differences.mean():+.2f} points "
+        f"(sample std of the differences {spread:.2f}; {int((differences > 0).sum())} of {len(seeds)} seeds "
+        "favour ADD).",
+    ]
+    return "\n".join(lines)
+
+
+def write_heatmaps(runs: list[dict], args: argparse.Namespace) -> str | None:
+    """Figure 5-style heatmaps of the test set for CE and ADD {1,1,1,1} (seed 0 of each)."""
+    chosen = {r["row"]: r for r in runs if r["seed"] == 0 and r["row"] in (BASELINE, PROPOSED)}
+    if len(chosen) < 2:
+        return None
+    test = load_dataset("audiofolder", data_dir=args.data_dir, split="train").filter(
+        lambda partition: partition == "test", input_columns="partition"
+    )
+    geometries = {
+        row: evaluate_model(chosen[row]["model_dir"], test, batch_size=64, device="cpu") for row in chosen
+    }
+    names = geometries[BASELINE]["class_names"]
+    return plot_geometry_heatmaps(
+        geometries, os.path.join(args.output_dir, "heatmaps.png"), class_names=names
+    )
+
+
+def write_table(path: str, rows: list[dict]) -> None:
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+def write_text(path: str, text: str) -> None:
+    with open(f"{path}.tmp", "w") as f:
+        f.write(text + "\n")
+    os.replace(f"{path}.tmp", path)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="hf-add study", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", default="runs/study")
+    parser.add_argument("--data_dir", default=None, help="spoken-commands audiofolder (made if missing)")
+    parser.add_argument("--clips_per_word", type=int, default=60)
+    parser.add_argument("--num_voices", type=int, default=40)
+    parser.add_argument("--data_seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW")
+    parser.add_argument("--model", default="ast-mini", help="a named AST config (ast-tiny, ast-mini, ...)")
+    parser.add_argument("--ast_max_length", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    args = parser.parse_args(argv)
+    args.data_dir = args.data_dir or os.path.join(args.output_dir, "data")
+    if not os.path.isdir(args.data_dir):
+        make_spoken_commands(
+            args.data_dir,
+            words=SPEECH_COMMANDS_WORDS,
+            clips_per_word=args.clips_per_word,
+            num_voices=args.num_voices,
+            seed=args.data_seed,
+        )
+
+    runs = []
+    for row in args.rows:
+        for seed in range(args.seeds):
+            runs.append(run_one(args, row, seed))
+            print(f"{row} seed {seed}: test accuracy {100 * runs[-1]['accuracy']:.2f}%", flush=True)
+    table = summarize(runs)
+    write_table(
+        os.path.join(args.output_dir, "runs.csv"),
+        [{k: v for k, v in r.items() if k != "model_dir"} for r in runs],
+    )
+    write_table(os.path.join(args.output_dir, "results.csv"), table)
+    write_text(os.path.join(args.output_dir, "results.md"), markdown(table, args))
+    comparison = paired(runs)
+    if comparison:
+        write_text(os.path.join(args.output_dir, "paired.md"), comparison)
+    heatmaps = write_heatmaps(runs, args)
+    print(markdown(table, args))
+    print(comparison)
+    if heatmaps:
+        print(f"heatmaps: {heatmaps}")
+    return table
+
+
+if __name__ == "__main__":
+    main()
