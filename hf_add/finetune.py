@@ -24,6 +24,7 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec, load_model_and_extractor
+from hf_add.data.features import NAMED_CONFIGS
 from hf_add.data.presets import DatasetSpec, make_folds
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
 from hf_add.trainer import GEOMETRY_SUMMARIES, ADDTrainer
@@ -227,7 +228,28 @@ def run_fold(fold, spec, model_args, data_args, loss_args, recipe, training) -> 
     trainer.train()
     trainer.save_model()
     metrics = trainer.evaluate(test, metric_key_prefix="test")
-    return {key.removeprefix("test_"): value for key, value in metrics.items()}
+    metrics = {key.removeprefix("test_"): value for key, value in metrics.items()}
+    trainer.create_model_card(  # the saved model directory carries its card, ready for `hf-add push`
+        finetuned_from=None
+        if model_args.model_name_or_path in NAMED_CONFIGS
+        else model_args.model_name_or_path,
+        dataset_tags=spec.path if spec.data_dir is None else None,
+        dataset=spec.data_dir or spec.path,
+        results={
+            "accuracy": metrics["accuracy"],
+            "geometry": {name: metrics[name] for name in GEOMETRY_SUMMARIES if name in metrics},
+            "protocol": f"test split {fold.name!r}",
+        },
+        hyperparameters={
+            "optimizer": recipe.optimizer,
+            "lr_schedule": f"{recipe.warmup_epochs:g} warm-up epochs, then {recipe.lr_schedule}",
+            "mixup": loss_args.mixup or None,
+            "specaugment": f"freq {loss_args.freq_mask}, time {loss_args.time_mask}"
+            if loss_args.freq_mask or loss_args.time_mask
+            else None,
+        },
+    )
+    return metrics
 
 
 def summarize(per_fold: list[dict]) -> tuple[dict, dict]:

@@ -53,6 +53,8 @@ def test_cross_validation_writes_results_and_skips_corrupt_clips(tmp_path):
         and saved["hf_add_training"]["embedding_loss"]
     )
     assert (out / "fold2" / "preprocessor_config.json").exists()
+    card = (out / "fold2" / "README.md").read_text()
+    assert "λ" in card and f"{100 * results['folds'][1]['accuracy']:.2f}" in card
 
 
 def test_yaml_config_parses_like_the_command_line(tmp_path):
