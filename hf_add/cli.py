@@ -51,7 +51,8 @@ def evaluate_main(argv: list[str]) -> None:
 
     from datasets import load_dataset
 
-    from hf_add.evaluation import evaluate_model, write_json
+    from hf_add.evaluation import evaluate_model
+    from hf_add.files import write_json
     from hf_add.plots import plot_geometry_heatmaps
 
     if args.data_dir:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-
 import torch
 from datasets import Audio, ClassLabel, Dataset
 from tqdm.auto import tqdm
@@ -98,12 +94,3 @@ def _samples(row) -> torch.Tensor:
 def _padding_for(extractor) -> dict:
     # AST pads/truncates to its fixed number of frames by itself; others pad to the longest clip.
     return {} if type(extractor).__name__ == "ASTFeatureExtractor" else {"padding": "longest"}
-
-
-def write_json(data: dict, path: str) -> None:
-    """Write JSON atomically: a reader never sees a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".json", delete=False) as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(handle.name, path)

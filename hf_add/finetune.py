@@ -11,12 +11,10 @@ accuracy and embedding-geometry summaries, their mean and standard deviation.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -26,6 +24,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec, load_model_and_extractor
 from hf_add.data.features import NAMED_CONFIGS
 from hf_add.data.presets import DatasetSpec, make_folds
+from hf_add.files import write_json
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
 from hf_add.trainer import GEOMETRY_SUMMARIES, ADDTrainer
 
@@ -259,15 +258,6 @@ def summarize(per_fold: list[dict]) -> tuple[dict, dict]:
     return {k: float(v.mean()) for k, v in values.items()}, {k: float(v.std()) for k, v in values.items()}
 
 
-def write_json_atomically(path: str, payload: dict) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False) as f:
-        json.dump(payload, f, indent=2)
-    os.replace(f.name, path)
-
-
 def run(model_args, data_args, loss_args, recipe, training) -> dict:
     """Run every fold of the protocol and write ``results.json``; returns its content."""
     spec = data_args.spec()
@@ -298,7 +288,7 @@ def run(model_args, data_args, loss_args, recipe, training) -> dict:
         "mean": mean,
         "std": std,
     }
-    write_json_atomically(os.path.join(base_dir, "results.json"), results)
+    write_json(results, os.path.join(base_dir, "results.json"))
     return results
 
 

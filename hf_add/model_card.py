@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import tempfile
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hf_add.files import atomic_write
 from hf_add.losses.add import ADD_CITATION
 from hf_add.losses.focal import FOCAL_CITATION
 from hf_add.losses.opl import OPL_CITATION
@@ -167,14 +167,8 @@ def save_model_card(output_dir: str | os.PathLike, model_dir_or_config=None, **k
     """Write ``README.md`` into ``output_dir`` atomically (a reader never sees half a card); the model is
     read from ``output_dir`` unless ``model_dir_or_config`` says otherwise. Keywords as ``build_model_card``."""
     card = build_model_card(output_dir if model_dir_or_config is None else model_dir_or_config, **kwargs)
-    fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=".README.", suffix=".md.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(str(card))
-        os.replace(tmp, os.path.join(output_dir, "README.md"))
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(os.path.join(output_dir, "README.md"), encoding="utf-8") as f:
+        f.write(str(card))
     return card
 
 

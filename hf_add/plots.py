@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from hf_add.files import atomic_write  # noqa: E402
 
 
 def plot_geometry_heatmaps(
@@ -42,15 +41,9 @@ def plot_geometry_heatmaps(
                 axis.set_ylabel(label)
             figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
     figure.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".png", delete=False) as handle:
-        temporary = handle.name
     try:
-        figure.savefig(temporary, dpi=120)
-        os.replace(temporary, path)
+        with atomic_write(path, "wb") as handle:
+            figure.savefig(handle, format="png", dpi=120)
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path

@@ -26,7 +26,8 @@ from datasets import load_dataset
 
 from hf_add import finetune
 from hf_add.data.spoken_commands import SPEECH_COMMANDS_WORDS, make_spoken_commands
-from hf_add.evaluation import evaluate_model, write_json
+from hf_add.evaluation import evaluate_model
+from hf_add.files import atomic_write, write_json
 from hf_add.plots import plot_geometry_heatmaps
 
 ROWS: dict[str, list[str]] = {
@@ -190,18 +191,15 @@ def write_heatmaps(runs: list[dict], args: argparse.Namespace) -> str | None:
 
 
 def write_table(path: str, rows: list[dict]) -> None:
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(temporary, path)
 
 
 def write_text(path: str, text: str) -> None:
-    with open(f"{path}.tmp", "w") as f:
+    with atomic_write(path) as f:
         f.write(text + "\n")
-    os.replace(f"{path}.tmp", path)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

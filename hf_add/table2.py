@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from transformers import HfArgumentParser
 
-from hf_add.finetune import parse_args, run, write_json_atomically
+from hf_add.files import write_json
+from hf_add.finetune import parse_args, run
 
 AST_CHECKPOINT = "MIT/ast-finetuned-audioset-10-10-0.4593"
 DATASETS = ("esc50", "ks2", "er")
@@ -209,6 +210,6 @@ def main(argv: list[str] | None = None) -> dict:
         "table2": cell,
         "notes": notes,
     }
-    write_json_atomically(os.path.join(os.path.dirname(configs[0]["output_dir"]), "table2.json"), result)
+    write_json(result, os.path.join(os.path.dirname(configs[0]["output_dir"]), "table2.json"))
     print(f"{args.dataset} / {args.model} / {args.loss} ({args.recipe} recipe): {cell}")
     return result

@@ -23,8 +23,10 @@ from transformers import pipeline
 
 from hf_add import finetune
 from hf_add.data.spoken_commands import make_spoken_commands
-from hf_add.evaluation import evaluate_model, write_json
+from hf_add.evaluation import evaluate_model
+from hf_add.files import write_json
 from hf_add.plots import plot_geometry_heatmaps
+from hf_add.study import training_argv
 
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
@@ -47,34 +49,15 @@ def main() -> None:
         make_spoken_commands(data_dir, words=WORDS, clips_per_word=args.clips_per_word, num_voices=40, seed=0)
 
     print(f"[2/5] fine-tuning {args.model_name_or_path} with CE + ADD (λ = 1, 1, 1, 1)", flush=True)
-    results = finetune.main(
-        [
-            "--model_name_or_path", args.model_name_or_path,
-            "--ast_max_length", "100",
-            "--dataset_name", "audiofolder",
-            "--data_dir", data_dir,
-            "--split_column", "partition",
-            "--validation_split", "validation",
-            "--test_split", "test",
-            "--loss", "add",
-            "--num_train_epochs", str(args.epochs),
-            "--per_device_train_batch_size", "32",
-            "--learning_rate", "1e-3",
-            "--warmup_epochs", "1",
-            "--weight_decay", "0.01",
-            "--eval_strategy", "epoch",
-            "--save_strategy", "epoch",
-            "--save_total_limit", "1",
-            "--load_best_model_at_end", "true",
-            "--metric_for_best_model", "accuracy",
-            "--output_dir", run_dir,
-            "--report_to", "none",
-            "--logging_steps", "25",
-            "--disable_tqdm", "true",
-            "--use_cpu", "true",
-            "--seed", "0",
-        ]
-    )  # fmt: skip
+    # the same recipe as the study's "ADD λ={1,1,1,1}" row (hf_add.study.training_argv)
+    recipe = argparse.Namespace(
+        model=args.model_name_or_path,
+        ast_max_length=100,
+        data_dir=data_dir,
+        epochs=args.epochs,
+        learning_rate=1e-3,
+    )
+    results = finetune.main(training_argv(recipe, "ADD λ={1,1,1,1}", seed=0, output_dir=run_dir))
     model_dir = os.path.join(run_dir, results["folds"][0]["fold"])
 
     print("[3/5] evaluating on the test voices (never seen in training)", flush=True)

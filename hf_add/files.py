@@ -1,0 +1,29 @@
+"""Atomic file output: a reader (or a crashed run) never sees a half-written result file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
+    """Open a temporary file beside ``path``; it replaces ``path`` only when the block completes."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as handle:
+            yield handle
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def write_json(data, path: str | os.PathLike) -> None:
+    with atomic_write(path, encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
