@@ -16,12 +16,19 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
     os.makedirs(directory, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are meant to be shared
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def write_json(data, path: str | os.PathLike) -> None:
