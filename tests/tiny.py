@@ -7,6 +7,8 @@ from torch import nn
 from transformers import ASTConfig, ASTForAudioClassification, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from hf_add.data.features import ast_from_config
+
 NUM_LABELS = 4
 AST_FRAMES, AST_MELS = 32, 16
 
@@ -24,18 +26,7 @@ def tiny_ast(seed: int = 0, num_labels: int = NUM_LABELS) -> ASTForAudioClassifi
         attention_probs_dropout_prob=0.0,
         num_labels=num_labels,
     )
-    model = ASTForAudioClassification(config)
-    # AST initialises these to exactly 0, where LayerNorm (eps 1e-12) has a slope of 1e6; trained
-    # checkpoints never hold zeros there, and tests need well-conditioned gradients.
-    embeddings = model.audio_spectrogram_transformer.embeddings
-    with torch.no_grad():
-        for parameter in (
-            embeddings.cls_token,
-            embeddings.distillation_token,
-            embeddings.position_embeddings,
-        ):
-            parameter.normal_(std=0.5)
-    return model
+    return ast_from_config(config)
 
 
 class TinyConfig(PretrainedConfig):
