@@ -56,6 +56,7 @@ def main() -> None:
         data_dir=data_dir,
         epochs=args.epochs,
         learning_rate=1e-3,
+        device="cpu",
     )
     results = finetune.main(training_argv(recipe, "ADD λ={1,1,1,1}", seed=0, output_dir=run_dir))
     model_dir = os.path.join(run_dir, results["folds"][0]["fold"])

@@ -1,0 +1,74 @@
+import argparse
+
+import pytest
+
+from hf_add import study
+from hf_add.files import write_json
+from hf_add.finetune import parse_args
+
+
+def recipe(tmp_path, device="cpu") -> argparse.Namespace:
+    return argparse.Namespace(
+        model="ast-tiny",
+        ast_max_length=100,
+        data_dir=str(tmp_path / "data"),
+        epochs=2,
+        learning_rate=1e-3,
+        device=device,
+        output_dir=str(tmp_path),
+        seeds=3,
+    )
+
+
+def test_slug_is_an_ascii_directory_name():
+    assert study.slug("ADD λ={1,0,1,0}") == "add-1-0-1-0"
+    assert study.slug("CE + OPL (γ=2, ×0.1)") == "ce-opl-2-0-1"
+    assert len({study.slug(row) for row in study.ROWS}) == len(study.ROWS)
+
+
+@pytest.mark.parametrize("row", list(study.ROWS))
+def test_every_row_is_a_valid_training_command(tmp_path, row):
+    _, _, loss, _, training = parse_args(study.training_argv(recipe(tmp_path), row, 1, str(tmp_path / "run")))
+    assert training.use_cpu and training.seed == 1 and training.load_best_model_at_end
+    assert loss.loss == study.ROWS[row][study.ROWS[row].index("--loss") + 1]
+
+
+def test_gpu_runs_use_bf16_workers_and_model_only_checkpoints(tmp_path):
+    argv = study.training_argv(recipe(tmp_path, "cuda"), study.PROPOSED, 0, str(tmp_path / "run"))
+    assert "--use_cpu" not in argv
+    for flag in ("--bf16", "--save_only_model", "--dataloader_persistent_workers"):
+        assert argv[argv.index(flag) + 1] == "true"
+
+
+def fake_results(tmp_path, row, seed, accuracy):
+    fold = {metric: 0.5 for metric in study.METRICS} | {"accuracy": accuracy, "fold": "test"}
+    path = tmp_path / study.slug(row) / f"seed{seed}" / "results.json"
+    write_json({"folds": [fold], "wall_seconds": 100.0 + seed}, path)
+
+
+def test_finished_runs_are_read_back_not_retrained(tmp_path, monkeypatch):
+    monkeypatch.setattr(study.finetune, "main", lambda argv: pytest.fail("a finished run was trained again"))
+    fake_results(tmp_path, "CE", 0, 0.25)
+    line = study.run_one(recipe(tmp_path), "CE", 0)
+    assert line["accuracy"] == 0.25 and line["wall_seconds"] == 100.0
+    assert line["model_dir"] == str(tmp_path / "ce" / "seed0" / "test")
+
+
+def test_table_and_paired_comparison_by_hand(tmp_path):
+    ce, add = [0.50, 0.60, 0.70], [0.55, 0.60, 0.80]
+    for seed in range(3):
+        fake_results(tmp_path, study.BASELINE, seed, ce[seed])
+        fake_results(tmp_path, study.PROPOSED, seed, add[seed])
+    runs = [
+        study.run_one(recipe(tmp_path), row, s) for row in (study.BASELINE, study.PROPOSED) for s in range(3)
+    ]
+    table = {line["row"]: line for line in study.summarize(runs)}
+    assert table["CE"]["accuracy_mean"] == pytest.approx(0.6)
+    assert table["CE"]["accuracy_std"] == pytest.approx(0.1)  # sample std of 0.5, 0.6, 0.7
+    assert table["CE"]["wall_seconds_per_run"] == pytest.approx(101.0)
+    # differences +5, 0, +10 points: mean +5, sample std 5, 2 of 3 seeds favour ADD
+    assert "= +5.00 points (sample std of the differences 5.00; 2 of 3 seeds favour ADD)" in study.paired(
+        runs
+    )
+    markdown = study.markdown(list(table.values()), recipe(tmp_path))
+    assert "| CE | 60.00 ± 10.00 |" in markdown and "hf-add train --model_name_or_path ast-tiny" in markdown
