@@ -16,7 +16,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
     os.makedirs(directory, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are meant to be shared
+        os.chmod(
+            temporary, 0o666 & ~current_umask()
+        )  # mkstemp makes 0600 files; results are meant to be shared
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
         os.replace(temporary, path)
@@ -25,7 +27,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (reading it means setting it; it is set straight back)."""
     current = os.umask(0o022)
     os.umask(current)
     return current

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import runpy
 import shutil
+import stat
 import sys
 import wave
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from hf_add.data.spoken_commands import COLUMNS, make_spoken_commands, resample
+from hf_add.files import current_umask
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 WORDS = ["yes", "no", "marvin"]
@@ -55,6 +57,7 @@ def test_clips_are_one_second_16khz_mono_with_metadata(small):
         assert row["speaker"].startswith(row["voice"] + "-p")
     assert {r["fold"] for r in rows} == {"1", "2", "3", "4", "5"}
     assert {r["partition"] for r in rows} == {"train", "validation", "test"}
+    assert stat.S_IMODE(small.stat().st_mode) == 0o777 & ~current_umask()
 
 
 def test_no_voice_is_shared_between_partitions_or_folds(small):
