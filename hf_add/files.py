@@ -16,9 +16,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
     os.makedirs(directory, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
-        os.chmod(
-            temporary, 0o666 & ~current_umask()
-        )  # mkstemp makes 0600 files; results are meant to be shared
+        # mkstemp makes 0600 files; results are meant to be shared like any other written file
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
         os.replace(temporary, path)

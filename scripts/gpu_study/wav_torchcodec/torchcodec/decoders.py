@@ -1,7 +1,7 @@
 import io
 import os
 import wave
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,7 +18,6 @@ class Metadata:
     path: str | None = None
     sample_rate: int = 0
     num_channels: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class AudioDecoder:
