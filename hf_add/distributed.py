@@ -28,6 +28,21 @@ class GlobalBatch:
     local_size: int
     global_size: int
 
+    def ddp_gradient_loss(self, classification: torch.Tensor, embedding: torch.Tensor | None) -> torch.Tensor:
+        """The per-rank loss whose DDP-averaged gradient is the gradient of the global-batch loss.
+
+        Each rank's classification loss is a mean over its own rows, weighted by its share of the global
+        batch (exact for unequal per-rank sizes); the embedding loss, computed over the global batch with
+        gradient only through the local rows, is multiplied by the world size.
+        """
+        loss = classification * (self.world_size * self.local_size / self.global_size)
+        return loss if embedding is None else loss + embedding * self.world_size
+
+
+def local_batch(embeddings: torch.Tensor, labels: torch.Tensor) -> GlobalBatch:
+    """This process's batch alone (one process, or a loss computed per rank)."""
+    return GlobalBatch(embeddings, labels, 1, embeddings.shape[0], embeddings.shape[0])
+
 
 def gather_global_batch(embeddings: torch.Tensor, labels: torch.Tensor) -> GlobalBatch:
     """All ranks' embeddings and labels, concatenated in rank order; only the local rows keep gradient.
@@ -37,7 +52,7 @@ def gather_global_batch(embeddings: torch.Tensor, labels: torch.Tensor) -> Globa
     size = world_size()
     local = embeddings.shape[0]
     if size == 1:
-        return GlobalBatch(embeddings, labels, 1, local, local)
+        return local_batch(embeddings, labels)
     sizes = torch.tensor([local], device=embeddings.device)
     all_sizes = [torch.zeros_like(sizes) for _ in range(size)]
     dist.all_gather(all_sizes, sizes)

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import torch
 
+# The scalar summaries of ``embedding_geometry``, in the order tables and logs show them.
+GEOMETRY_SUMMARIES = (
+    "intra_class_mean_distance",
+    "intra_class_cv",
+    "inter_class_mean_distance",
+    "inter_class_pair_cv",
+    "inter_class_cv",
+)
+
 
 @torch.no_grad()
 def embedding_geometry(

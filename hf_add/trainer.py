@@ -1,4 +1,4 @@
-"""ADDTrainer: a transformers.Trainer whose loss is classification loss + an embedding loss (ADD or OPL)."""
+"""ADDTrainer: a transformers.Trainer whose loss is a classification loss + an embedding loss (ADD, OPL, ...)."""
 
 from __future__ import annotations
 
@@ -7,96 +7,57 @@ import os
 from collections import defaultdict
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel, Trainer
 from transformers.utils import logging
 
 from hf_add.capture import EmbeddingCapture
-from hf_add.distributed import GlobalBatch, gather_global_batch
-from hf_add.geometry import embedding_geometry
-from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
-from hf_add.model_card import save_model_card, training_hyperparameters
+from hf_add.checkpoint_reload import FromPretrainedCheckpointsMixin
+from hf_add.distributed import gather_global_batch, local_batch
+from hf_add.geometry import GEOMETRY_SUMMARIES, embedding_geometry
+from hf_add.losses import EmbeddingLoss, build_classification_loss, build_loss, describe_loss
+from hf_add.model_card import CONFIG_KEY, results_from_log_history, save_model_card, training_hyperparameters
 
 logger = logging.get_logger(__name__)
 
-# Key under which the loss configuration is stored in the model's config.json (and so in every checkpoint).
-CONFIG_KEY = "hf_add_training"
-LOSS_CLASSES = {cls.__name__: cls for cls in (ADDLoss, OrthogonalProjectionLoss, FocalLoss)}
-GEOMETRY_SUMMARIES = (
-    "intra_class_mean_distance",
-    "intra_class_cv",
-    "inter_class_mean_distance",
-    "inter_class_pair_cv",
-    "inter_class_cv",
-)
+
+class ComponentMeans:
+    """Running sums of the loss components of one mode (train or eval), averaged when popped."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = defaultdict(float)
+        self.steps = 0
+
+    def add(self, components: dict[str, torch.Tensor]) -> None:
+        for name, value in components.items():
+            self.sums[name] = self.sums[name] + value.detach().float()
+        self.steps += 1
+
+    def nonfinite_names(self) -> list[str]:
+        return [name for name, value in self.sums.items() if not torch.isfinite(torch.as_tensor(value)).all()]
 
 
-class SoftTargetBCEWithLogits(nn.Module):
-    """Sigmoid BCE against class ids or probability targets (the ADD authors' choice for mixup runs)."""
-
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        targets = labels.float() if labels.dim() == 2 else F.one_hot(labels, logits.shape[-1]).float()
-        return F.binary_cross_entropy_with_logits(logits.float(), targets)
-
-    def get_config_dict(self) -> dict:
-        return {}
-
-
-class CrossEntropy(nn.Module):
-    """Softmax cross-entropy against class ids (B,) or probability targets (B, C) from mixup."""
-
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), labels.float() if labels.dim() == 2 else labels)
-
-    def get_config_dict(self) -> dict:
-        return {}
-
-
-CLASSIFICATION_LOSSES = {"ce": CrossEntropy, "bce": SoftTargetBCEWithLogits}
-
-
-def _classification_loss(spec) -> nn.Module:
-    if isinstance(spec, nn.Module):
-        return spec
-    if spec in CLASSIFICATION_LOSSES:
-        return CLASSIFICATION_LOSSES[spec]()
-    raise ValueError(
-        f"classification_loss must be one of {sorted(CLASSIFICATION_LOSSES)} or a loss module such as "
-        f"FocalLoss(gamma=2.0), got {spec!r}"
-    )
-
-
-def _describe(loss: nn.Module | None) -> dict | None:
-    if loss is None:
-        return None
-    return {"name": type(loss).__name__, "config": loss.get_config_dict()}
-
-
-def _rebuild(description: dict | None) -> nn.Module | None:
-    if description is None:
-        return None
-    classes = {**LOSS_CLASSES, **{cls.__name__: cls for cls in CLASSIFICATION_LOSSES.values()}}
-    return classes[description["name"]](**description["config"])
-
-
-class ADDTrainer(Trainer):
+class ADDTrainer(FromPretrainedCheckpointsMixin):
     """``transformers.Trainer`` that trains with ``classification_loss + embedding_loss``.
 
-    The embedding loss (``ADDLoss()``, ``OrthogonalProjectionLoss()``, or None for the classification loss
-    alone) sees the input of the classification head — the pooled vector — captured by a forward pre-hook
-    on ``model.<embedding_module>``. The model is called without labels; the classification loss is
-    computed here: ``"ce"`` (softmax cross-entropy, class ids or mixup probabilities), ``"bce"`` (sigmoid
-    BCE, as in the ADD authors' mixup runs) or a module such as ``FocalLoss(gamma=2.0)``.
+    The embedding loss (``ADDLoss()``, ``OrthogonalProjectionLoss()``, any ``EmbeddingLoss`` subclass, or
+    None for the classification loss alone) sees the input of the classification head — the pooled vector
+    — captured by a forward pre-hook on ``model.<embedding_module>``. The model is called without labels;
+    the classification loss is computed here: ``"ce"`` (softmax cross-entropy, class ids or mixup
+    probabilities), ``"bce"`` (sigmoid BCE, as in the ADD authors' mixup runs) or a module such as
+    ``FocalLoss(gamma=2.0)``.
 
     Under DDP the embedding loss is computed over the global batch (all ranks' embeddings), which gives the
     same gradient as one process on the concatenated batch; ``gather_embeddings=False`` computes it per rank.
+    The loss that is logged does not depend on the number of processes.
 
-    Logs carry the averaged loss components (``classification_loss``, ``embedding_loss`` and each
-    statistic: ``mu_p``, ``sigma_p``, ``mu_n``, ``sigma_n`` or ``mu``, ``sigma_p``); evaluation adds
-    ``eval_accuracy`` and the embedding-geometry summaries of the whole evaluation set. The loss
-    configuration is written into the model config (``config.hf_add_training``), so it is saved with the
-    model and every checkpoint, and restored on ``resume_from_checkpoint``.
+    Logs carry the averaged loss components (``classification_loss``, ``embedding_loss``, each statistic of
+    the embedding loss, e.g. ``mu_p``, ``sigma_p``, ``mu_n``, ``sigma_n``, and ``positive_pairs``, the mean
+    number of ordered same-class pairs per batch); evaluation adds ``eval_accuracy`` and the
+    embedding-geometry summaries of the whole evaluation set. A non-finite loss stops training with an
+    error naming the step and the component, before anything is saved from it; an embedding loss that saw
+    no positive pair in a logging window is warned about once. The loss configuration is written into
+    the model config (``config.hf_add_training``), so it is saved with the model and every checkpoint, and
+    restored on ``resume_from_checkpoint``.
 
     Example::
 
@@ -116,17 +77,17 @@ class ADDTrainer(Trainer):
     def __init__(
         self,
         *args,
-        embedding_loss: nn.Module | None = None,
+        embedding_loss: EmbeddingLoss | None = None,
         classification_loss: str | nn.Module = "ce",
         embedding_module: str = "classifier",
         gather_embeddings: bool = True,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        if embedding_loss is not None and not hasattr(embedding_loss, "statistics"):
+        if embedding_loss is not None and not isinstance(embedding_loss, EmbeddingLoss):
             raise ValueError(
-                "embedding_loss must be ADDLoss(...), OrthogonalProjectionLoss(...) or None, got "
-                f"{type(embedding_loss).__name__}"
+                "embedding_loss must be an hf_add.EmbeddingLoss (ADDLoss(...), OrthogonalProjectionLoss(...) or "
+                f"your own subclass) or None, got {type(embedding_loss).__name__}"
             )
         if self.args.n_gpu > 1:
             raise ValueError(
@@ -134,13 +95,15 @@ class ADDTrainer(Trainer):
                 "needs the whole batch. Launch one process per GPU with torchrun or accelerate launch."
             )
         self.embedding_loss = embedding_loss
-        self.classification_loss = _classification_loss(classification_loss)
+        self.classification_loss = build_classification_loss(classification_loss)
         self.embedding_module = embedding_module
         self.gather_embeddings = gather_embeddings
         self._capture = EmbeddingCapture(self.accelerator.unwrap_model(self.model), embedding_module)
-        self._component_sums: dict[str, torch.Tensor] = defaultdict(float)
-        self._component_steps = 0
+        self._components = {"train": ComponentMeans(), "eval": ComponentMeans()}
         self._eval_batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # First training step whose loss was not finite (-1: none), kept on the device: no sync per step.
+        self._first_nonfinite_step: torch.Tensor | None = None
+        self._warned_no_positive_pairs = False
         self._record_configuration()
 
     # ---- configuration saved with the model ----
@@ -148,8 +111,8 @@ class ADDTrainer(Trainer):
     def training_configuration(self) -> dict:
         """What the model card and a resumed run need to know about the loss."""
         return {
-            "embedding_loss": _describe(self.embedding_loss),
-            "classification_loss": _describe(self.classification_loss),
+            "embedding_loss": describe_loss(self.embedding_loss),
+            "classification_loss": describe_loss(self.classification_loss),
             "embedding_module": self.embedding_module,
             "gather_embeddings": self.gather_embeddings,
         }
@@ -160,34 +123,8 @@ class ADDTrainer(Trainer):
             setattr(config, CONFIG_KEY, self.training_configuration())
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
-        if not self._load_pretrained_weights(
-            model if model is not None else self.model, resume_from_checkpoint
-        ):
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
         self._restore_configuration(resume_from_checkpoint)
-
-    def _load_best_model(self) -> None:
-        if not self._load_pretrained_weights(self.model, self.state.best_model_checkpoint):
-            super()._load_best_model()
-
-    def _load_pretrained_weights(self, model: nn.Module, checkpoint: str) -> bool:
-        """Load a checkpoint through ``from_pretrained``, which renames legacy keys; False if not applicable.
-
-        transformers 5's ``save_pretrained`` writes some models (AST among them) with their legacy parameter
-        names, and ``Trainer`` loads checkpoints with a plain non-strict ``load_state_dict``: the weights are
-        then silently not restored. Going through ``from_pretrained`` applies the key conversion.
-        """
-        model = self.accelerator.unwrap_model(model)
-        if (
-            not isinstance(model, PreTrainedModel)
-            or self.is_deepspeed_enabled
-            or self.is_fsdp_enabled
-            or not os.path.isfile(os.path.join(checkpoint, "config.json"))
-        ):
-            return False
-        reloaded = type(model).from_pretrained(checkpoint, config=model.config, dtype=model.dtype)
-        model.load_state_dict(reloaded.state_dict(), strict=True)
-        return True
 
     def _restore_configuration(self, resume_from_checkpoint: str) -> None:
         config_file = os.path.join(resume_from_checkpoint, "config.json")
@@ -201,8 +138,8 @@ class ADDTrainer(Trainer):
             f"Restoring the loss configuration saved in {resume_from_checkpoint}: {saved} "
             f"(this trainer was built with {self.training_configuration()})"
         )
-        self.embedding_loss = _rebuild(saved["embedding_loss"])
-        self.classification_loss = _rebuild(saved["classification_loss"])
+        self.embedding_loss = build_loss(saved["embedding_loss"])
+        self.classification_loss = build_loss(saved["classification_loss"])
         self.gather_embeddings = saved["gather_embeddings"]
         if saved["embedding_module"] != self.embedding_module:
             self._capture.remove()
@@ -227,77 +164,118 @@ class ADDTrainer(Trainer):
                 f"soft labels of shape {tuple(labels.shape)} do not match logits {tuple(logits.shape)}"
             )
 
-        batch = GlobalBatch(embeddings, labels, 1, labels.shape[0], labels.shape[0])
-        if self.embedding_loss is not None and self.gather_embeddings:
-            batch = gather_global_batch(embeddings, labels)
-        # Under DDP, gradients are averaged over ranks: weight each rank's CE by its share of the global
-        # batch so the average is the global-batch mean (exact for unequal per-rank batch sizes too).
+        gather = self.embedding_loss is not None and self.gather_embeddings
+        batch = gather_global_batch(embeddings, labels) if gather else local_batch(embeddings, labels)
         classification = self.classification_loss(logits, labels)
-        loss = classification * (batch.world_size * batch.local_size / batch.global_size)
         components = {"classification_loss": classification}
+        loss, embedding = classification, None
         if self.embedding_loss is not None:
-            stats = self.embedding_loss.statistics(
-                batch.embeddings, batch.labels, num_classes=logits.shape[-1]
-            )
-            embedding = self.embedding_loss.loss_from_statistics(stats)
-            loss = loss + embedding * batch.world_size
+            with torch.autocast(device_type=embeddings.device.type, enabled=False):
+                stats = self.embedding_loss.statistics(
+                    batch.embeddings, batch.labels, num_classes=logits.shape[-1]
+                )
+                embedding = self.embedding_loss.loss_from_statistics(stats)
+            loss = loss + embedding
             components["embedding_loss"] = embedding
             components.update({k: v for k, v in stats.items() if not k.startswith("num_")})
+            if "num_positive_pairs" in stats:
+                components["positive_pairs"] = stats["num_positive_pairs"]
+        if batch.world_size > 1:
+            loss = _with_gradient_of(loss, batch.ddp_gradient_loss(classification, embedding))
 
-        self._accumulate(components)
-        if not model.training:
-            self._eval_batches.append(
-                self.accelerator.gather_for_metrics(
-                    (
-                        embeddings.detach().float(),
-                        labels if labels.dim() == 1 else labels.argmax(-1),
-                        logits.argmax(-1),
-                    )
-                )
-            )
-            self._eval_batches[-1] = tuple(t.cpu() for t in self._eval_batches[-1])
+        mode = "train" if model.training else "eval"
+        self._components[mode].add(components)
+        if model.training:
+            self._track_nonfinite(loss)
+        else:
+            self._keep_for_evaluation(embeddings, labels, logits)
         return (loss, outputs) if return_outputs else loss
 
-    def _accumulate(self, components: dict[str, torch.Tensor]) -> None:
-        for name, value in components.items():
-            self._component_sums[name] = self._component_sums[name] + value.detach().float()
-        self._component_steps += 1
+    def _keep_for_evaluation(self, embeddings, labels, logits) -> None:
+        gathered = self.accelerator.gather_for_metrics(
+            (
+                embeddings.detach().float(),
+                labels if labels.dim() == 1 else labels.argmax(-1),
+                logits.argmax(-1),
+            )
+        )
+        self._eval_batches.append(tuple(t.cpu() for t in gathered))
 
-    def _pop_component_means(self) -> dict[str, float]:
-        """Components averaged over the steps since the last call and over processes."""
-        if not self._component_steps:
+    def _track_nonfinite(self, loss: torch.Tensor) -> None:
+        step = torch.where(torch.isfinite(loss.detach()), -1, self.state.global_step + 1)
+        if self._first_nonfinite_step is not None:
+            step = torch.where(self._first_nonfinite_step >= 0, self._first_nonfinite_step, step)
+        self._first_nonfinite_step = step
+
+    def _raise_if_nonfinite(self, window: dict[str, float] | None = None) -> None:
+        """Stop with an error if a training loss was NaN/inf (a collective: every process calls it)."""
+        if self._first_nonfinite_step is None:
+            return
+        steps = self.accelerator.gather(self._first_nonfinite_step.reshape(1))
+        bad = steps[steps >= 0]
+        if bad.numel() == 0:
+            return
+        names = [k for k, v in (window or {}).items() if not torch.isfinite(torch.tensor(v))]
+        names = names or self._components["train"].nonfinite_names() or ["loss"]
+        raise RuntimeError(
+            f"Training stopped: the loss was not finite at step {int(bad.min())} ({', '.join(names)} is NaN or "
+            "inf), and nothing from that step on was saved. Check the data for NaN/inf or silent clips, lower "
+            f"the learning rate (now {self.args.learning_rate:g}), or lower the embedding-loss weights λ."
+        )
+
+    def _save_checkpoint(self, model, trial):
+        self._raise_if_nonfinite()
+        return super()._save_checkpoint(model, trial)
+
+    def train(self, *args, **kwargs):
+        output = super().train(*args, **kwargs)
+        self._raise_if_nonfinite()
+        return output
+
+    def _pop_component_means(self, mode: str) -> dict[str, float]:
+        """The components of ``mode`` averaged over the steps since the last call and over processes."""
+        components = self._components[mode]
+        if not components.steps:
             return {}
-        names = sorted(self._component_sums)
-        means = torch.stack([self._component_sums[n] for n in names]) / self._component_steps
+        names = sorted(components.sums)
+        means = torch.stack([components.sums[n] for n in names]) / components.steps
         means = self.accelerator.reduce(means.to(self.args.device), reduction="mean")
-        self._component_sums.clear()
-        self._component_steps = 0
+        self._components[mode] = ComponentMeans()
         return dict(zip(names, means.tolist(), strict=True))
 
     # ---- logging and evaluation ----
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log, which Trainer emits on every process
-            logs = {**logs, **self._pop_component_means()}
+            window = self._pop_component_means("train")
+            self._raise_if_nonfinite(window)
+            self._warn_if_no_positive_pairs(window)
+            logs = {**logs, **window}
         super().log(logs, start_time)
+
+    def _warn_if_no_positive_pairs(self, window: dict[str, float]) -> None:
+        if window.get("positive_pairs", 1.0) > 0 or self._warned_no_positive_pairs:
+            return
+        self._warned_no_positive_pairs = True
+        logger.warning(
+            f"No training batch of the last logging window held two samples of one class, so the positive-pair "
+            f"terms of {type(self.embedding_loss).__name__} (e.g. ADD's μp, σp) were 0 on every step and only "
+            f"its negative-pair terms trained (per-device batch size {self.args.per_device_train_batch_size}). "
+            "Use a larger batch, or batches that hold several samples per class."
+        )
 
     def evaluation_loop(
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
     ):
-        train_components = (dict(self._component_sums), self._component_steps)
-        self._component_sums, self._component_steps = defaultdict(float), 0
+        self._components["eval"] = ComponentMeans()
         self._eval_batches = []
         try:
             output = super().evaluation_loop(
                 dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
             )
-            metrics = {f"{metric_key_prefix}_{k}": v for k, v in self._pop_component_means().items()}
+            metrics = {f"{metric_key_prefix}_{k}": v for k, v in self._pop_component_means("eval").items()}
             metrics.update(self._evaluation_metrics(metric_key_prefix))
         finally:
-            self._component_sums, self._component_steps = (
-                defaultdict(float, train_components[0]),
-                train_components[1],
-            )
             self._eval_batches = []
         output.metrics.update({k: v for k, v in metrics.items() if k not in output.metrics})
         return output
@@ -341,25 +319,11 @@ class ADDTrainer(Trainer):
         os.makedirs(self.args.output_dir, exist_ok=True)
         dataset_ids = [dataset_tags] if isinstance(dataset_tags, str) else list(dataset_tags or [])
         dataset_names = [dataset] if isinstance(dataset, str) else list(dataset or [])
-        evaluation = next(
-            (logs for logs in reversed(self.state.log_history) if "eval_accuracy" in logs), None
-        )
-        results = None
-        if evaluation is not None:
-            results = {
-                "accuracy": evaluation["eval_accuracy"],
-                "geometry": {
-                    name: evaluation[f"eval_{name}"]
-                    for name in GEOMETRY_SUMMARIES
-                    if f"eval_{name}" in evaluation
-                },
-                "protocol": "single run, last evaluation of this trainer",
-            }
         card_kwargs = {
             "base_model": finetuned_from,
             "dataset_id": dataset_ids[0] if dataset_ids else None,
             "dataset_name": dataset_names[0] if dataset_names else None,
-            "results": results,
+            "results": results_from_log_history(self.state.log_history),
             "model_name": model_name,
             "repo_id": self.hub_model_id or self.args.hub_model_id,
             "license": license,
@@ -369,3 +333,8 @@ class ADDTrainer(Trainer):
             "hyperparameters": training_hyperparameters(self.args, **card_kwargs.get("hyperparameters", {})),
         }
         save_model_card(self.args.output_dir, self.accelerator.unwrap_model(self.model).config, **card_kwargs)
+
+
+def _with_gradient_of(value: torch.Tensor, gradient_source: torch.Tensor) -> torch.Tensor:
+    """A tensor equal to ``value`` whose gradient is that of ``gradient_source``."""
+    return value.detach() + (gradient_source - gradient_source.detach())

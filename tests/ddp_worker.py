@@ -1,7 +1,7 @@
 """Run under torchrun with 2 CPU processes: one ADDTrainer step on per-rank batches of given sizes.
 
 argv: OUTPUT_FILE SIZES (e.g. "4,3": rank 0 gets rows 0-3, rank 1 rows 4-6). Rank 0 saves the parameters
-after one step, for ADD over the global batch and for per-rank ADD.
+after one step, for ADD over the global batch and for per-rank ADD, and the loss logged at that step.
 """
 
 import sys
@@ -23,7 +23,7 @@ class SequentialADDTrainer(ADDTrainer):
         return SequentialSampler(self.train_dataset)
 
 
-def one_step(sizes: list[int], gather_embeddings: bool) -> dict[str, torch.Tensor]:
+def one_step(sizes: list[int], gather_embeddings: bool) -> tuple[dict[str, torch.Tensor], float]:
     args = TrainingArguments(
         output_dir=f"/tmp/hf_add_ddp_{gather_embeddings}",
         per_device_train_batch_size=sizes[0],
@@ -37,6 +37,7 @@ def one_step(sizes: list[int], gather_embeddings: bool) -> dict[str, torch.Tenso
         ddp_backend="gloo",
         report_to=[],
         save_strategy="no",
+        logging_steps=1,
         disable_tqdm=True,
         accelerator_config={"even_batches": False},
     )
@@ -49,14 +50,17 @@ def one_step(sizes: list[int], gather_embeddings: bool) -> dict[str, torch.Tenso
         gather_embeddings=gather_embeddings,
     )
     trainer.train()
-    return {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    (logged_loss,) = [logs["loss"] for logs in trainer.state.log_history if "loss" in logs]
+    return {name: p.detach().clone() for name, p in trainer.model.named_parameters()}, logged_loss
 
 
 def main() -> None:
     output, sizes = sys.argv[1], [int(s) for s in sys.argv[2].split(",")]
     results = {mode: one_step(sizes, mode) for mode in (True, False)}
     if dist.get_rank() == 0:
-        torch.save({"global": results[True], "per_rank": results[False]}, output)
+        torch.save(
+            {"global": results[True][0], "per_rank": results[False][0], "logged_loss": results[True][1]}, output
+        )
     dist.barrier()
     dist.destroy_process_group()  # a rank that exits with the group alive aborts in gloo's destructor
 

@@ -242,9 +242,10 @@ def test_add_rejects_bad_input(embeddings, labels, kwargs, message):
 @pytest.mark.parametrize(
     "name", ["lambda_mu_p", "lambda_sigma_p", "lambda_mu_n", "lambda_sigma_n", "lambda_mu"]
 )
-def test_add_rejects_negative_lambda(name):
-    with pytest.raises(ValueError, match=f"{name} must be a non-negative"):
-        ADDLoss(**{name: -0.1})
+@pytest.mark.parametrize("value", [-0.1, math.nan, math.inf], ids=["negative", "nan", "inf"])
+def test_add_rejects_negative_or_nonfinite_lambda(name, value):
+    with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
+        ADDLoss(**{name: value})
 
 
 # --- ADD: precision, compilation, memory -----------------------------------------------------------------
@@ -324,8 +325,9 @@ def test_focal_gamma_two_by_hand():
 
 
 def test_focal_rejects_bad_input():
-    with pytest.raises(ValueError, match="gamma must be a non-negative"):
-        FocalLoss(gamma=-1)
+    for gamma in (-1, math.nan, math.inf):
+        with pytest.raises(ValueError, match="gamma must be a finite number >= 0"):
+            FocalLoss(gamma=gamma)
     with pytest.raises(ValueError, match="integer dtype"):
         FocalLoss()(torch.randn(2, 3), torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="matching logits"):
@@ -367,3 +369,27 @@ def test_opl_empty_sets_contribute_zero():
 def test_opl_rejects_soft_labels():
     with pytest.raises(ValueError, match="no soft-label"):
         OrthogonalProjectionLoss()(torch.randn(2, 3), torch.tensor([[0.5, 0.5], [1.0, 0.0]]))
+
+
+# --- ADD and OPL: inputs a user can get wrong ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss_fn", [ADDLoss(), OrthogonalProjectionLoss()], ids=["add", "opl"])
+@pytest.mark.parametrize("scale", [1e20, 1e-30], ids=["huge", "tiny"])
+def test_loss_is_scale_invariant_without_overflow(loss_fn, scale):
+    """ẑ depends on the direction of z only: ‖z‖ of 1e20-sized rows overflows float32 unless rescaled."""
+    z, labels = hard_batch(12, 3, dim=16, dtype=torch.float32)
+    expected = loss_fn(z, labels)
+    torch.testing.assert_close(loss_fn(z * scale, labels), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_class_ids_of_shape_b_by_1_are_rejected_with_the_fix():
+    with pytest.raises(ValueError, match=r"labels.squeeze\(1\)"):
+        ADDLoss()(torch.randn(4, 3), torch.tensor([[0], [1], [0], [1]]))
+
+
+def test_second_derivative_says_first_derivatives_only():
+    z = torch.randn(6, 4, requires_grad=True)
+    loss = ADDLoss()(z, torch.tensor([0, 0, 1, 1, 2, 2]))
+    with pytest.raises(RuntimeError, match="first derivative only"):
+        torch.autograd.grad(loss, z, create_graph=True)

@@ -247,7 +247,11 @@ def test_configuration_saved_with_model_and_restored_on_resume(tmp_path):
 
     full = run(tmp_path / "full", 6, loss)
     saved = json.loads((tmp_path / "full" / "checkpoint-3" / "config.json").read_text())["hf_add_training"]
-    assert saved["embedding_loss"] == {"name": "ADDLoss", "config": loss.get_config_dict()}
+    assert saved["embedding_loss"] == {
+        "name": "ADDLoss",
+        "config": loss.get_config_dict(),
+        "citation": ADDLoss.citation,
+    }
 
     run(tmp_path / "part", 3, loss)
     resumed = run(tmp_path / "part", 6, ADDLoss(), resume=str(tmp_path / "part" / "checkpoint-3"))
@@ -295,10 +299,14 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path, siz
     rows = ast_rows(sum(sizes))
     model = tiny_ast()
     args = make_args(tmp_path / "single", per_device_train_batch_size=sum(sizes), max_steps=1)
-    SequentialADDTrainer(
+    trainer = SequentialADDTrainer(
         model=model, args=args, train_dataset=ListDataset(rows), embedding_loss=ADDLoss()
-    ).train()
+    )
+    trainer.train()
     single = dict(model.named_parameters())
+    if sizes[0] == sizes[1]:  # the logged loss (mean over ranks) is the global-batch loss, not CE + W·ADD
+        (single_loss,) = [logs["loss"] for logs in trainer.state.log_history if "loss" in logs]
+        assert distributed["logged_loss"] == pytest.approx(single_loss, rel=1e-5)
     for name, parameter in distributed["global"].items():
         torch.testing.assert_close(parameter, single[name].detach(), rtol=1e-6, atol=1e-6, msg=name)
     # per-rank ADD is a different objective: the comparison above can fail

@@ -1,7 +1,24 @@
-"""Losses: ADD (the paper's), and the baselines it is compared with (Focal, OPL)."""
+"""Losses: ADD (the paper's), the baselines it is compared with (Focal, OPL), and the classification losses.
+
+Every embedding loss derives from ``EmbeddingLoss``; write your own by subclassing it.
+"""
 
 from hf_add.losses.add import ADDLoss, add_statistics
+from hf_add.losses.base import EmbeddingLoss
+from hf_add.losses.classification import CrossEntropy, SoftTargetBCEWithLogits, build_classification_loss
 from hf_add.losses.focal import FocalLoss
 from hf_add.losses.opl import OrthogonalProjectionLoss
+from hf_add.losses.registry import build_loss, describe_loss
 
-__all__ = ["ADDLoss", "FocalLoss", "OrthogonalProjectionLoss", "add_statistics"]
+__all__ = [
+    "ADDLoss",
+    "CrossEntropy",
+    "EmbeddingLoss",
+    "FocalLoss",
+    "OrthogonalProjectionLoss",
+    "SoftTargetBCEWithLogits",
+    "add_statistics",
+    "build_loss",
+    "build_classification_loss",
+    "describe_loss",
+]

@@ -6,8 +6,8 @@ import functools
 import operator
 
 import torch
-from torch import nn
 
+from hf_add.losses.base import EmbeddingLoss, unit_rows
 from hf_add.losses.pair_moments import PairMoments
 from hf_add.losses.validation import check_embeddings_and_labels
 
@@ -39,7 +39,9 @@ def add_statistics(
       with identical label vectors; ``num_positive_pairs``, ``num_pairs``.
 
     A mean of an empty set and a std of fewer than two values are 0. The statistics are computed in
-    float32 (float64 inputs stay float64) whatever the autocast state, and are differentiable w.r.t. ``embeddings``.
+    float32 (float64 inputs stay float64) whatever the autocast state, and are differentiable w.r.t.
+    ``embeddings`` (first derivatives only). They depend on the direction of each embedding only: any
+    scale of z gives the same values (the normalisation cannot overflow).
 
     Example::
 
@@ -49,10 +51,9 @@ def add_statistics(
     """
     soft = check_embeddings_and_labels(embeddings, labels, num_classes=num_classes, validate=validate)
     with torch.autocast(device_type=embeddings.device.type, enabled=False):
-        z = embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))
-        unit = z / torch.linalg.vector_norm(z, dim=1, keepdim=True).clamp_min(eps)
+        unit = unit_rows(embeddings, eps)
         if soft:
-            y = labels.to(z.dtype)
+            y = labels.to(unit.dtype)
             unit_labels = y / torch.linalg.vector_norm(y, dim=1, keepdim=True)
             mean1, std1, mean2, _, count1, count2 = PairMoments.apply(unit, None, unit_labels, False)
             return {"mu": mean2, "sigma_p": std1, "num_positive_pairs": count1, "num_pairs": count2}
@@ -67,7 +68,7 @@ def add_statistics(
     }
 
 
-class ADDLoss(nn.Module):
+class ADDLoss(EmbeddingLoss):
     """Angular Distance Distribution loss (Almudévar, Serizel & Ortega, ICASSP 2025).
 
     Added to cross-entropy, ADD shapes the distribution of angular distances between the embeddings of
@@ -85,9 +86,13 @@ class ADDLoss(nn.Module):
         lambda_mu_n: weight of μn, the mean of (1 - d)² over different-class pairs. Default 1.
         lambda_sigma_n: weight of σn, its sample standard deviation. Default 1.
         lambda_mu: weight of L_μ in the soft-label form. Default 1.
-        eps: floor of the embedding norm in ẑ = z / max(‖z‖, ε). Default 1e-6.
-        validate: check label values and embeddings for NaN (one host sync per call; skipped
-            automatically under ``torch.compile``). Shapes are always checked. Default True.
+        eps: floor of the norm in the normalisation (only an all-zero embedding reaches it: each row
+            is scaled by its largest magnitude first, so ADD is invariant to the scale of z). Default 1e-6.
+        validate: check label values and embeddings for NaN: on the CPU directly, on an accelerator by
+            a device-side assertion (no host sync); skipped under ``torch.compile``. Shapes and dtypes
+            are always checked. Default True.
+
+    All weights must be finite and ≥ 0.
 
     Inputs: ``embeddings`` (B, k) — the pooled vector that feeds the classifier head — and ``labels``:
     class ids (B,) of an integer dtype, or per-class probabilities (B, C) of a float dtype. ``forward``
@@ -104,6 +109,8 @@ class ADDLoss(nn.Module):
         >>> loss.backward()
     """
 
+    citation = ADD_CITATION
+
     def __init__(
         self,
         lambda_mu_p: float = 1.0,
@@ -114,25 +121,12 @@ class ADDLoss(nn.Module):
         eps: float = 1e-6,
         validate: bool = True,
     ):
-        super().__init__()
-        for name, value in [
-            ("lambda_mu_p", lambda_mu_p),
-            ("lambda_sigma_p", lambda_sigma_p),
-            ("lambda_mu_n", lambda_mu_n),
-            ("lambda_sigma_n", lambda_sigma_n),
-            ("lambda_mu", lambda_mu),
-        ]:
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps!r}")
-        self.lambda_mu_p = float(lambda_mu_p)
-        self.lambda_sigma_p = float(lambda_sigma_p)
-        self.lambda_mu_n = float(lambda_mu_n)
-        self.lambda_sigma_n = float(lambda_sigma_n)
-        self.lambda_mu = float(lambda_mu)
-        self.eps = eps
-        self.validate = validate
+        super().__init__(eps=eps, validate=validate)
+        self.lambda_mu_p = self.check_weight("lambda_mu_p", lambda_mu_p)
+        self.lambda_sigma_p = self.check_weight("lambda_sigma_p", lambda_sigma_p)
+        self.lambda_mu_n = self.check_weight("lambda_mu_n", lambda_mu_n)
+        self.lambda_sigma_n = self.check_weight("lambda_sigma_n", lambda_sigma_n)
+        self.lambda_mu = self.check_weight("lambda_mu", lambda_mu)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -164,11 +158,6 @@ class ADDLoss(nn.Module):
         ]
         return functools.reduce(operator.add, terms)
 
-    def forward(
-        self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
-    ) -> torch.Tensor:
-        return self.loss_from_statistics(self.statistics(embeddings, labels, num_classes))
-
     def get_config_dict(self) -> dict:
         """The constructor arguments, for saving the loss configuration with a model."""
         return {
@@ -179,10 +168,3 @@ class ADDLoss(nn.Module):
             "lambda_mu": self.lambda_mu,
             "eps": self.eps,
         }
-
-    @property
-    def citation(self) -> str:
-        return ADD_CITATION
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.get_config_dict().items())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,10 +37,17 @@ class FocalLoss(nn.Module):
         >>> FocalLoss(gamma=2.0)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
     """
 
+    citation = FOCAL_CITATION
+
     def __init__(self, gamma: float = 2.0):
         super().__init__()
-        if not isinstance(gamma, (int, float)) or gamma < 0:
-            raise ValueError(f"gamma must be a non-negative number, got {gamma!r}")
+        if (
+            isinstance(gamma, bool)
+            or not isinstance(gamma, (int, float))
+            or not math.isfinite(gamma)
+            or gamma < 0
+        ):
+            raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
         self.gamma = float(gamma)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -62,10 +71,6 @@ class FocalLoss(nn.Module):
 
     def get_config_dict(self) -> dict:
         return {"gamma": self.gamma}
-
-    @property
-    def citation(self) -> str:
-        return FOCAL_CITATION
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}"

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from hf_add.losses.base import EmbeddingLoss
 from hf_add.losses.pair_moments import pair_sets
-from hf_add.losses.validation import check_embeddings_and_labels
 
 OPL_CITATION = """@inproceedings{ranasinghe2021orthogonal,
   title     = {Orthogonal Projection Loss},
@@ -17,7 +16,7 @@ OPL_CITATION = """@inproceedings{ranasinghe2021orthogonal,
 }"""
 
 
-class OrthogonalProjectionLoss(nn.Module):
+class OrthogonalProjectionLoss(EmbeddingLoss):
     """Orthogonal Projection Loss: same-class embeddings parallel, different-class ones orthogonal.
 
     L = w · [(1 - mean_{y_i = y_j, i≠j} cos(z_i, z_j)) + γ · mean_{y_i ≠ y_j} |cos(z_i, z_j)|], added to
@@ -27,8 +26,8 @@ class OrthogonalProjectionLoss(nn.Module):
         gamma: weight γ of the negative-pair term. Default 0.5 (the OPL authors' recommendation; the ADD
             authors' Table 2 runs used γ = 2 with the whole loss weighted 0.1).
         weight: w, the weight of the whole loss relative to cross-entropy. Default 1.
-        eps: floor of the embedding norm when normalising. Default 1e-6.
-        validate: check label values and embeddings for NaN (one host sync). Default True.
+        eps: floor of the embedding norm when normalising (see ``ADDLoss``). Default 1e-6.
+        validate: check label values and embeddings for NaN (see ``ADDLoss``). Default True.
 
     Inputs: ``embeddings`` (B, k) and class ids (B,). OPL has no soft-label form.
 
@@ -40,33 +39,26 @@ class OrthogonalProjectionLoss(nn.Module):
         >>> OrthogonalProjectionLoss(gamma=0.5)(torch.randn(4, 8), torch.tensor([0, 0, 1, 1]))
     """
 
+    citation = OPL_CITATION
+
     def __init__(self, gamma: float = 0.5, weight: float = 1.0, eps: float = 1e-6, validate: bool = True):
-        super().__init__()
-        for name, value in [("gamma", gamma), ("weight", weight)]:
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        self.gamma = float(gamma)
-        self.weight = float(weight)
-        self.eps = eps
-        self.validate = validate
+        super().__init__(eps=eps, validate=validate)
+        self.gamma = self.check_weight("gamma", gamma)
+        self.weight = self.check_weight("weight", weight)
 
     def statistics(
         self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
     ) -> dict[str, torch.Tensor]:
         """Mean positive cosine and mean |negative cosine| (0 for an empty set), with pair counts."""
-        soft = check_embeddings_and_labels(
-            embeddings, labels, num_classes=num_classes, validate=self.validate
-        )
+        unit, soft = self.prepare(embeddings, labels, num_classes)
         if soft:
             raise ValueError(
                 "OrthogonalProjectionLoss needs class ids of shape (batch_size,); it has no soft-label "
                 "form (use ADDLoss for mixup targets)"
             )
         with torch.autocast(device_type=embeddings.device.type, enabled=False):
-            z = embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))
-            unit = z / torch.linalg.vector_norm(z, dim=1, keepdim=True).clamp_min(self.eps)
             cosine = unit @ unit.T
-            positives, negatives = pair_sets(None, labels, z.shape[0], z.device)
+            positives, negatives = pair_sets(None, labels, unit.shape[0], unit.device)
             num_positive = positives.sum(dtype=cosine.dtype)
             num_negative = negatives.sum(dtype=cosine.dtype)
             positive_cosine = torch.where(positives, cosine, 0.0).sum() / num_positive.clamp_min(1.0)
@@ -81,17 +73,5 @@ class OrthogonalProjectionLoss(nn.Module):
     def loss_from_statistics(self, stats: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.weight * (stats["positive_term"] + self.gamma * stats["negative_abs_cosine"])
 
-    def forward(
-        self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
-    ) -> torch.Tensor:
-        return self.loss_from_statistics(self.statistics(embeddings, labels, num_classes))
-
     def get_config_dict(self) -> dict:
         return {"gamma": self.gamma, "weight": self.weight, "eps": self.eps}
-
-    @property
-    def citation(self) -> str:
-        return OPL_CITATION
-
-    def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, weight={self.weight}"

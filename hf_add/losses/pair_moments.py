@@ -109,6 +109,12 @@ class PairMoments(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_mean1, g_std1, g_mean2, g_std2, _g_count1, _g_count2):
+        if torch.is_grad_enabled():  # backward(create_graph=True): a second derivative was asked for
+            raise RuntimeError(
+                "ADD's pair statistics have a hand-written first derivative only, so a second derivative "
+                "(backward or autograd.grad with create_graph=True, e.g. for a gradient penalty) is not "
+                "supported. Take the second-order term from a loss without ADD, or detach the ADD loss there."
+            )
         unit, gram, class_ids, unit_labels, *moments = ctx.saved_tensors
         gram_labels = None if unit_labels is None else _symmetric_gram(unit_labels)[0]
         weights1, weights2 = _set_weights(gram_labels, class_ids, unit.shape[0], gram.dtype, gram.device)

@@ -1,8 +1,10 @@
 """Input checks shared by the losses: clear ValueErrors instead of NaNs or silent broadcasting.
 
-Shape checks are free and always run. Value checks (NaN, label ranges) read tensor values, which is a
-device-to-host sync, so they are gathered into one reduction, can be switched off, and are skipped while
-``torch.compile`` traces (they would break the graph).
+Shape and dtype checks read no tensor values and always run. Value checks (NaN, label ranges) must not
+make the host wait for the device every step: on an accelerator they are one device-side assertion
+(``torch._assert_async``: the step fails when the device reaches it, with a message naming what to
+check); on the CPU, where reading a value costs no sync, they run directly and name the exact problem.
+They are skipped while ``torch.compile`` traces, and ``validate=False`` turns them off.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ def check_embeddings_and_labels(
     if labels.shape[0] == 0:
         raise ValueError("the batch is empty; the loss needs at least one sample")
     soft = labels.dim() == 2
+    if soft and not labels.is_floating_point():
+        raise ValueError(
+            f"labels of shape {tuple(labels.shape)} with integer dtype {labels.dtype}: class ids must have "
+            "shape (batch_size,) (use labels.squeeze(1) or labels.view(-1)); soft labels (batch_size, "
+            "num_classes) must be float class probabilities"
+        )
     if not soft and labels.is_floating_point():
         raise ValueError(
             f"class-id labels of shape (batch_size,) must have an integer dtype, got {labels.dtype}; "
@@ -42,30 +50,45 @@ def check_embeddings_and_labels(
     if soft and num_classes is not None and labels.shape[1] != num_classes:
         raise ValueError(f"soft labels have {labels.shape[1]} columns but num_classes is {num_classes}")
     if validate and not torch.compiler.is_compiling():
-        _check_values(embeddings, labels, soft, num_classes)
+        if embeddings.device.type == "cpu":
+            _check_values(embeddings, labels, soft, num_classes)
+        else:
+            _assert_values_on_device(embeddings, labels, soft, num_classes)
     return soft
 
 
-def _check_values(embeddings, labels, soft, num_classes) -> None:
-    # Few small reductions and one host sync: this runs every step.
-    finite = torch.isfinite(embeddings).all()
+def _value_checks(embeddings, labels, soft, num_classes) -> list[tuple[torch.Tensor, str]]:
+    """(device boolean, message for when it is False) for every value check."""
+    checks = [(torch.isfinite(embeddings).all(), "embeddings contain NaN or inf")]
     if soft:
         row_sums = labels.sum(dim=1)
-        summary = torch.stack([finite, torch.isfinite(row_sums).all(), labels.min() >= 0, row_sums.min() > 0])
-        messages = [
-            "embeddings contain NaN or inf",
-            "soft labels contain NaN or inf",
-            "soft labels have a negative entry; they must be class probabilities",
-            "soft labels have a row that sums to 0; every sample needs some class mass",
+        checks += [
+            (torch.isfinite(row_sums).all(), "soft labels contain NaN or inf"),
+            (labels.min() >= 0, "soft labels have a negative entry; they must be class probabilities"),
+            (row_sums.min() > 0, "soft labels have a row that sums to 0; every sample needs some class mass"),
         ]
-        problems = [m for m, ok in zip(messages, summary.tolist(), strict=True) if not ok]
     else:
         low, high = torch.aminmax(labels)
-        is_finite, low, high = torch.stack([finite.to(labels.dtype), low, high]).tolist()
-        problems = [] if is_finite else ["embeddings contain NaN or inf"]
-        if low < 0:
-            problems.append("class ids must be >= 0")
-        if num_classes is not None and high >= num_classes:
-            problems.append(f"class ids must be < num_classes = {num_classes}")
+        checks.append((low >= 0, "class ids must be >= 0"))
+        if num_classes is not None:
+            checks.append((high < num_classes, f"class ids must be < num_classes = {num_classes}"))
+    return checks
+
+
+def _check_values(embeddings, labels, soft, num_classes) -> None:
+    checks = _value_checks(embeddings, labels, soft, num_classes)
+    passed = torch.stack([ok for ok, _ in checks]).tolist()
+    problems = [message for (_, message), ok in zip(checks, passed, strict=True) if not ok]
     if problems:
         raise ValueError("invalid loss input: " + "; ".join(problems))
+
+
+def _assert_values_on_device(embeddings, labels, soft, num_classes) -> None:
+    checks = _value_checks(embeddings, labels, soft, num_classes)
+    all_ok = torch.stack([ok for ok, _ in checks]).all()
+    torch._assert_async(
+        all_ok,
+        "invalid loss input, one of: "
+        + "; ".join(message for _, message in checks)
+        + ". Run the batch on the CPU for the exact problem.",
+    )

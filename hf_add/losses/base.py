@@ -1,0 +1,116 @@
+"""EmbeddingLoss: the base of every loss that ADDTrainer adds to the classification loss.
+
+A subclass fills in two methods: ``statistics`` (named tensors computed from a batch of embeddings and
+labels: the quantities worth logging) and ``loss_from_statistics`` (their weighted sum). The base class
+does the shared work once: the input checks, scale-safe float32 normalisation, a ``forward`` that runs the
+statistics in float32 under autocast, the configuration saved with the model, and a class registry so a
+saved configuration can be rebuilt by name. ``ADDTrainer`` logs every statistic, stores
+``get_config_dict()`` in the model config and puts ``citation`` in the model card, for any subclass.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from hf_add.losses.validation import check_embeddings_and_labels
+
+
+class EmbeddingLoss(nn.Module):
+    """Base class of the pair losses on the pooled embedding (ADD, OPL, or your own).
+
+    Subclasses implement:
+
+    - ``statistics(embeddings, labels, num_classes=None) -> dict[str, Tensor]``: call
+      ``self.prepare(...)`` for checked, unit-norm float32 embeddings, and return named scalar tensors.
+      Keys starting with ``num_`` are counts (``num_positive_pairs`` is what ADDTrainer reports as the
+      positive pairs per batch); the others are logged as they are.
+    - ``loss_from_statistics(stats) -> Tensor``: the loss, a weighted sum of the statistics.
+    - ``get_config_dict() -> dict``: the constructor arguments (JSON-serialisable), so the loss can be
+      rebuilt from a saved model's config.
+
+    and set the class attribute ``citation`` (BibTeX), which the model card lists.
+
+    Example::
+
+        class MeanCosineLoss(EmbeddingLoss):
+            citation = ""
+
+            def statistics(self, embeddings, labels, num_classes=None):
+                unit, _ = self.prepare(embeddings, labels, num_classes)
+                return {"mean_cosine": (unit @ unit.T).mean()}
+
+            def loss_from_statistics(self, stats):
+                return stats["mean_cosine"]
+    """
+
+    citation: ClassVar[str] = ""
+    registry: ClassVar[dict[str, type[EmbeddingLoss]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        EmbeddingLoss.registry[cls.__name__] = cls
+
+    def __init__(self, eps: float = 1e-6, validate: bool = True):
+        super().__init__()
+        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+            raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+        self.eps = float(eps)
+        self.validate = validate
+
+    @staticmethod
+    def check_weight(name: str, value) -> float:
+        """A loss weight: a finite number ≥ 0 (NaN or inf would turn every parameter into NaN)."""
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        return float(value)
+
+    def prepare(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
+    ) -> tuple[torch.Tensor, bool]:
+        """Checked inputs: (unit-norm embeddings in float32 or float64, True for soft labels)."""
+        soft = check_embeddings_and_labels(
+            embeddings, labels, num_classes=num_classes, validate=self.validate
+        )
+        return unit_rows(embeddings, self.eps), soft
+
+    def statistics(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss_from_statistics(self, stats: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def get_config_dict(self) -> dict:
+        return {}
+
+    def forward(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
+    ) -> torch.Tensor:
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            return self.loss_from_statistics(self.statistics(embeddings, labels, num_classes))
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.get_config_dict().items())
+
+
+def unit_rows(embeddings: torch.Tensor, eps: float) -> torch.Tensor:
+    """ẑ = z / max(‖z‖, ε) in float32 (float64 stays float64), safe for any scale of z.
+
+    Each row is first divided by its largest magnitude, so ‖z‖ neither overflows (z ~ 1e20 in float32)
+    nor underflows; the result depends on the direction of z only, as ADD does. The scale is detached:
+    the normalisation is invariant to it, so the gradient is exact. ε only meets an all-zero row.
+    """
+    z = embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))
+    scale = torch.linalg.vector_norm(z.detach(), ord=math.inf, dim=1, keepdim=True)
+    scaled = z / torch.where(scale > 0, scale, 1.0)  # an all-zero row stays 0, with a finite gradient
+    return scaled / torch.linalg.vector_norm(scaled, dim=1, keepdim=True).clamp_min(eps)
