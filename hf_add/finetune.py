@@ -23,10 +23,11 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec, load_model_and_extractor
 from hf_add.data.features import NAMED_CONFIGS
-from hf_add.data.presets import DatasetSpec, make_folds
+from hf_add.data.presets import DatasetSpec, card_dataset, make_folds
 from hf_add.files import write_json
+from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
-from hf_add.trainer import GEOMETRY_SUMMARIES, ADDTrainer
+from hf_add.trainer import ADDTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -228,16 +229,17 @@ def run_fold(fold, spec, model_args, data_args, loss_args, recipe, training) -> 
     trainer.save_model()
     metrics = trainer.evaluate(test, metric_key_prefix="test")
     metrics = {key.removeprefix("test_"): value for key, value in metrics.items()}
+    dataset_id, dataset_name = card_dataset(spec)
     trainer.create_model_card(  # the saved model directory carries its card, ready for `hf-add push`
         finetuned_from=None
         if model_args.model_name_or_path in NAMED_CONFIGS
         else model_args.model_name_or_path,
-        dataset_tags=spec.path if spec.data_dir is None else None,
-        dataset=spec.data_dir or spec.path,
+        dataset_tags=dataset_id,
+        dataset=dataset_name,
         results={
             "accuracy": metrics["accuracy"],
             "geometry": {name: metrics[name] for name in GEOMETRY_SUMMARIES if name in metrics},
-            "protocol": f"test split {fold.name!r}",
+            "protocol": f"test split {fold.name!r}" + (f": {spec.test_set}" if spec.test_set else ""),
         },
         hyperparameters={
             "optimizer": recipe.optimizer,
@@ -276,6 +278,7 @@ def run(model_args, data_args, loss_args, recipe, training) -> dict:
     results = {
         "recipe": recipe.recipe,
         "dataset": asdict(spec),
+        "test_set": spec.test_set,
         "arguments": {
             "model": asdict(model_args),
             "data": asdict(data_args),

@@ -31,13 +31,13 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hf_add.files import atomic_write
+from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses.add import ADD_CITATION
-from hf_add.losses.focal import FOCAL_CITATION
-from hf_add.losses.opl import OPL_CITATION
+from hf_add.losses.registry import loss_citation, loss_tag
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_cards" / "add_model_card_template.md"
-CONFIG_KEY = "hf_add_training"  # same key as hf_add.trainer.CONFIG_KEY (not imported: the trainer imports us)
-LOSS_CITATIONS = {"OrthogonalProjectionLoss": OPL_CITATION, "FocalLoss": FOCAL_CITATION}
+# Key under which ADDTrainer stores the loss configuration in the model's config.json (every checkpoint).
+CONFIG_KEY = "hf_add_training"
 LAMBDA_SYMBOLS = {
     "lambda_mu_p": "λ_μp",
     "lambda_sigma_p": "λ_σp",
@@ -72,6 +72,20 @@ def training_hyperparameters(args, **extra: Any) -> dict[str, Any]:
     return {k: v for k, v in {**rows, **extra}.items() if v is not None}
 
 
+def results_from_log_history(log_history: list[dict]) -> dict | None:
+    """``results`` of the last evaluation in a Trainer's ``state.log_history`` (None before any)."""
+    evaluation = next((logs for logs in reversed(log_history) if "eval_accuracy" in logs), None)
+    if evaluation is None:
+        return None
+    return {
+        "accuracy": evaluation["eval_accuracy"],
+        "geometry": {
+            name: evaluation[f"eval_{name}"] for name in GEOMETRY_SUMMARIES if f"eval_{name}" in evaluation
+        },
+        "protocol": "single run, last evaluation of this trainer",
+    }
+
+
 def build_model_card(
     model_dir_or_config,
     *,
@@ -99,7 +113,7 @@ def build_model_card(
         hyperparameters = training_hyperparameters(hyperparameters)
     results = dict(results or {})
     protocol = protocol or results.get("protocol")
-    base_model = base_model or _hub_id(config.get("_name_or_path"))
+    base_model = _hub_id(base_model or config.get("_name_or_path"))  # a local checkpoint has no Hub page
     model_name = model_name or (repo_id.split("/")[-1] if repo_id else None) or "hf-add audio classifier"
     dataset_name = dataset_name or dataset_id
 
@@ -250,18 +264,14 @@ def _loss_summary(embedding_loss: dict | None, classification_loss: dict) -> str
 
 
 def _loss_tags(embedding_loss: dict | None, classification_loss: dict) -> list[str]:
-    names = {"ADDLoss": "add-loss", "OrthogonalProjectionLoss": "opl", "FocalLoss": "focal-loss"}
-    return [
-        names[loss["name"]]
-        for loss in (embedding_loss, classification_loss)
-        if loss and loss["name"] in names
-    ]
+    """A tag per loss with a citation (ADDLoss -> add-loss, a user's MyLoss -> my-loss); not plain CE."""
+    return [loss_tag(loss) for loss in (embedding_loss, classification_loss) if loss and loss_citation(loss)]
 
 
 def _citations(embedding_loss: dict | None, classification_loss: dict) -> list[str]:
-    """The ADD paper always (this package implements it), then the baseline loss actually used."""
-    used = [loss["name"] for loss in (embedding_loss, classification_loss) if loss]
-    return [ADD_CITATION, *(LOSS_CITATIONS[name] for name in used if name in LOSS_CITATIONS)]
+    """The ADD paper always (this package implements it), then each other loss's own citation."""
+    cited = [loss_citation(loss) for loss in (embedding_loss, classification_loss) if loss]
+    return [ADD_CITATION, *(c for c in cited if c and c != ADD_CITATION)]
 
 
 def _versions() -> list[tuple[str, str]]:

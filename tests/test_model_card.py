@@ -144,6 +144,7 @@ def test_trainer_push_to_hub_ships_model_feature_extractor_and_card(tmp_path, fa
     assert config["hf_add_training"]["embedding_loss"] == {
         "name": "ADDLoss",
         "config": ADDLoss(lambda_sigma_n=0.5).get_config_dict(),
+        "citation": ADD_CITATION,
     }
     readme = files["README.md"].decode()
     assert "λ_σn = 0.5" in readme
@@ -179,3 +180,12 @@ def test_results_given_as_values_only_get_mean_and_std():
     metric = card.data.to_dict()["model-index"][0]["results"][0]["metrics"][0]
     assert metric["value"] == pytest.approx(0.85) and "std 0.0707" in metric["name"]
     assert "85.00 ± 7.07 % (n = 2)" in card.text and "CrossEntropy alone" in card.text
+
+
+def test_a_local_base_model_is_not_linked_to_the_hub(tmp_path):
+    config = ast_config(None)
+    card = build_model_card(config, base_model=str(tmp_path))  # e.g. finetune from a local checkpoint
+    assert "huggingface.co//" not in card.text and str(tmp_path) not in card.text
+    assert "base_model" not in card.data.to_dict()
+    hub = build_model_card(config, base_model="MIT/ast-finetuned-audioset-10-10-0.4593")
+    assert "(https://huggingface.co/MIT/ast-finetuned-audioset-10-10-0.4593)" in hub.text

@@ -8,10 +8,14 @@ a dataset whose label order differs gives the same class ids.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset
+
+from .speech_commands_archive import is_speech_commands_archive, load_speech_commands_archive
+from .spoken_commands import SPEECH_COMMANDS_WORDS
 
 SAMPLING_RATE = 16000
 
@@ -52,11 +56,34 @@ class DatasetSpec:
     # AST input length in 10 ms frames, and the longest waveform (s) given to padding extractors (BEATs).
     ast_max_length: int = 1024
     max_seconds: float = 10.24
+    # Which test set the test split is, where a dataset's sources differ (recorded in results.json and the
+    # model card); substitute_test_set: it is not the paper's, and loading the data says so.
+    test_set: str | None = None
+    substitute_test_set: bool = False
 
     def load(self) -> DatasetDict:
-        """``load_dataset`` with this spec's location (Hub id, ``audiofolder`` + ``data_dir``, ...)."""
-        data = load_dataset(self.path, self.config_name, revision=self.revision, data_dir=self.data_dir)
+        """``load_dataset`` with this spec's location (Hub id, ``audiofolder`` + ``data_dir``, ...), or the
+        Speech Commands archive reader for ``path="speech_commands_archive"``."""
+        if self.substitute_test_set:
+            logger.warning(
+                f"{self.path}: the test split is {self.test_set}. Accuracy on it is not comparable with the "
+                "paper's; for the paper's test set pass --data_dir with the dataset's original files."
+            )
+        if self.path == SPEECH_COMMANDS_ARCHIVE:
+            data = load_speech_commands_archive(self.data_dir)
+        else:
+            data = load_dataset(self.path, self.config_name, revision=self.revision, data_dir=self.data_dir)
         return data if self.split_column is None else split_by_column(data, self.split_column)
+
+
+def card_dataset(spec: DatasetSpec) -> tuple[str | None, str]:
+    """(Hub dataset id or None, display name) for a model card: a card links Hub ids only, and names a
+    local folder without linking it."""
+    local = spec.data_dir is not None and os.path.isdir(spec.data_dir)
+    if local or os.path.exists(spec.path) or spec.path in ("audiofolder", SPEECH_COMMANDS_ARCHIVE):
+        folder = spec.data_dir if local else spec.path
+        return None, os.path.basename(os.path.normpath(folder))  # a folder's name, never a local path
+    return spec.path, spec.path + (f" ({spec.data_dir})" if spec.data_dir else "")
 
 
 def split_by_column(data: DatasetDict, column: str) -> DatasetDict:
@@ -72,6 +99,13 @@ def split_by_column(data: DatasetDict, column: str) -> DatasetDict:
     )
 
 
+SPEECH_COMMANDS_ARCHIVE = "speech_commands_archive"
+KS2_HUB_TEST_SET = (
+    "the Hub copy's test split: the separate 12-class test archive speech_commands_test_set_v0.02 "
+    "(4,890 clips), not the paper's test set (the 11,005 clips of testing_list.txt)"
+)
+KS2_ARCHIVE_TEST_SET = "testing_list.txt of the original archive: the paper's test set"
+
 IEMOCAP_OTHER_EMOTIONS = ("fru", "frustrated", "sur", "surprised", "fea", "fear", "dis", "disgust", "oth")
 IEMOCAP_OTHER_EMOTIONS += ("other", "xxx")
 
@@ -85,17 +119,22 @@ PRESETS: dict[str, DatasetSpec] = {
         ast_max_length=512,
         max_seconds=5.0,
     ),
-    # Speech Commands v2, 35 words, official splits. `google/speech_commands` is a loading script, which
-    # datasets >= 4 no longer runs: the Hub's automatic Parquet conversion (revision refs/convert/parquet,
-    # config v0.02) holds the same data and splits. The `_silence_` class (background-noise chunks) is not
-    # one of the 35 words and is dropped.
+    # Speech Commands v2, 35 words. `google/speech_commands` is a loading script, which datasets >= 4 no
+    # longer runs; its Parquet conversion (refs/convert/parquet) holds v0.01/ and v0.02/ folders but no
+    # README, so datasets knows only a `default` config that merges both versions under v0.01's 31 labels:
+    # data_dir="v0.02" selects v0.02. Its train and validation splits are the paper's (plus `_silence_`
+    # background-noise chunks, dropped), but its test split is not: see KS2_HUB_TEST_SET. With --data_dir
+    # pointing at the original archive, get_spec reads that instead (the paper's 84,843 / 9,981 / 11,005).
     "ks2": DatasetSpec(
         path="google/speech_commands",
-        config_name="v0.02",
         revision="refs/convert/parquet",
+        data_dir="v0.02",
         validation_split="validation",
         test_split="test",
+        class_names=SPEECH_COMMANDS_WORDS,
         drop_labels=("_silence_",),
+        test_set=KS2_HUB_TEST_SET,
+        substitute_test_set=True,
         ast_max_length=128,
         max_seconds=1.0,
     ),
@@ -142,7 +181,29 @@ def get_spec(preset: str | None = None, **overrides) -> DatasetSpec:
         return DatasetSpec(**overrides)
     if preset not in PRESETS:
         raise ValueError(f"Unknown dataset preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return replace(PRESETS[preset], **overrides)
+    spec = replace(PRESETS[preset], **overrides)
+    return _ks2_source(spec, overrides) if preset == "ks2" and "data_dir" in overrides else spec
+
+
+def _ks2_source(spec: DatasetSpec, overrides: dict) -> DatasetSpec:
+    """``--dataset ks2 --data_dir DIR``: DIR is the extracted original archive, whose lists give the paper's
+    split; any other ``data_dir`` is a folder of the Parquet copy (``v0.02``)."""
+    if is_speech_commands_archive(spec.data_dir):
+        return replace(
+            spec,
+            path=SPEECH_COMMANDS_ARCHIVE,
+            config_name=None,
+            revision=None,
+            test_set=KS2_ARCHIVE_TEST_SET,
+            substitute_test_set=False,
+        )
+    if "path" not in overrides and os.path.isdir(spec.data_dir):
+        raise ValueError(
+            f"{spec.data_dir} has no testing_list.txt, so it is not the extracted Speech Commands archive "
+            "(word folders, validation_list.txt, testing_list.txt) that --dataset ks2 --data_dir takes. "
+            "For a local copy of the Hub's Parquet branch pass --dataset_name DIR --data_dir v0.02 instead."
+        )
+    return spec
 
 
 def describe_row(dataset: Dataset, index: int, audio_column: str) -> str:
@@ -191,6 +252,23 @@ def _id_ordered_names(splits: dict[str, Dataset], spec: DatasetSpec) -> list[str
     return [names[k] for k in sorted(names)]
 
 
+def _check_label_set(splits: dict[str, Dataset], spec: DatasetSpec, classes: list, aliases: dict) -> None:
+    """A ClassLabel that cannot name every class of a fixed label set belongs to another version or
+    configuration (Speech Commands v0.01's 30 words under the 35-word preset): stop before training."""
+    for split, dataset in splits.items():
+        feature = dataset.features[spec.label_column]
+        if isinstance(feature, ClassLabel):
+            named = {aliases.get(name.lower(), name) for name in feature.names}
+            absent = [name for name in classes if name not in named]
+            if absent:
+                raise ValueError(
+                    f"Split {split!r} of {spec.path}: its label set ({feature.num_classes} names) lacks "
+                    f"{absent} of the {len(classes)} classes, so it is another version or configuration of "
+                    "the dataset. Load the one with every class (Speech Commands: v2, the Hub copy's "
+                    "data_dir='v0.02' or the speech_commands_v0.02 archive)."
+                )
+
+
 def attach_labels(splits: dict[str, Dataset], spec: DatasetSpec) -> tuple[dict[str, Dataset], list[str]]:
     """Add the ``labels`` ClassLabel column to every split, drop protocol-excluded rows; return the classes.
 
@@ -201,6 +279,8 @@ def attach_labels(splits: dict[str, Dataset], spec: DatasetSpec) -> tuple[dict[s
         _check_columns(dataset, split, spec)
     dropped = {name.lower() for name in spec.drop_labels}
     aliases = {k.lower(): v for k, v in spec.label_aliases.items()}
+    if spec.class_names:  # before reading names: a wrong version's ids can be out of its ClassLabel's range
+        _check_label_set(splits, spec, list(spec.class_names), aliases)
     named = {split: _raw_label_names(dataset, spec) for split, dataset in splits.items()}
     if spec.class_names:
         classes = list(spec.class_names)
