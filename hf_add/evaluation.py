@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
-from datasets import Audio, ClassLabel, Dataset
+from datasets import ClassLabel, Dataset
 from tqdm.auto import tqdm
-from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+from transformers import ASTFeatureExtractor, AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hf_add.capture import EmbeddingCapture
+from hf_add.data.audio import WAVEFORM_COLUMN, decode_and_check
+from hf_add.data.collator import AudioClassificationCollator
 from hf_add.geometry import embedding_geometry
+from hf_add.models.beats import BeatsFeatureExtractor
 
-SAMPLING_RATE = 16_000
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def label_ids_by_name(dataset: Dataset, label_column: str, label2id: dict[str, int]) -> list[int]:
@@ -39,33 +44,51 @@ def evaluate_model(
     batch_size: int = 16,
     embedding_module: str = "classifier",
     device: str | None = None,
+    precision: str = "fp32",
 ) -> dict:
     """Accuracy and the ``embedding_geometry`` of the head's input over ``dataset``.
+
+    Clips are decoded and checked as for training (``decode_and_check``, unless the dataset already has its
+    ``waveform`` column) and batched by the training collator in evaluation mode, so features are those the
+    model was evaluated on in training. With
+    ``precision`` "bf16" / "fp16" the model runs under autocast, as ``Trainer`` evaluates with ``--bf16`` /
+    ``--fp16``; "fp32" on the CPU reproduces the test accuracy that training wrote to results.json.
 
     Returns {"accuracy", "num_samples", "geometry": {summaries}, "class_names", "mean_distance",
     "cv_distance"} (matrices as nested lists, for JSON and plotting).
     """
     import hf_add  # noqa: F401  (registers BEATs with the Auto classes)
 
-    for column in (audio_column, label_column):
-        if column not in dataset.column_names:
-            raise ValueError(f"the dataset has no column {column!r}; its columns are {dataset.column_names}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    columns = dataset.column_names
+    for column in (WAVEFORM_COLUMN if WAVEFORM_COLUMN in columns else audio_column, label_column):
+        if column not in columns:
+            raise ValueError(f"the dataset has no column {column!r}; its columns are {columns}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = AutoModelForAudioClassification.from_pretrained(model_name_or_path).to(device).eval()
     extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path)
     label2id = {str(name): int(i) for name, i in model.config.label2id.items()}
     labels = torch.tensor(label_ids_by_name(dataset, label_column, label2id))
-    dataset = dataset.cast_column(audio_column, Audio(sampling_rate=SAMPLING_RATE, num_channels=1))
+    if WAVEFORM_COLUMN not in columns:
+        dataset, _ = decode_and_check(dataset, "evaluation", audio_column)
+    collator = AudioClassificationCollator(
+        extractor,
+        num_labels=len(label2id),
+        audio_column=audio_column,
+        extractor_kwargs=evaluation_kwargs(extractor),
+    ).eval()
+    batches = torch.utils.data.DataLoader(
+        collator.prepare(dataset, with_labels=False), batch_size=batch_size, collate_fn=collator
+    )
     capture = EmbeddingCapture(model, embedding_module)
+    dtype = PRECISIONS[precision]
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
     embeddings, predictions = [], []
-    for start in tqdm(range(0, len(dataset), batch_size), desc="evaluating", unit="batch"):
-        rows = dataset[start : start + batch_size][audio_column]
-        waveforms = [_samples(row) for row in rows]
-        features = extractor(
-            waveforms, sampling_rate=SAMPLING_RATE, return_tensors="pt", **_padding_for(extractor)
-        ).to(device)
-        logits = model(**features).logits
+    for batch in tqdm(batches, desc="evaluating", unit="batch"):
+        with autocast:
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
         embeddings.append(capture.pop().float().cpu())
         predictions.append(logits.argmax(-1).cpu())
     capture.remove()
@@ -84,13 +107,9 @@ def evaluate_model(
     }
 
 
-def _samples(row) -> torch.Tensor:
-    """The waveform of one decoded audio cell (a torchcodec decoder or a dict), as a 1-D array."""
-    if isinstance(row, dict):
-        return row["array"]
-    return row.get_all_samples().data.mean(dim=0).numpy()
-
-
-def _padding_for(extractor) -> dict:
-    # AST pads/truncates to its fixed number of frames by itself; others pad to the longest clip.
-    return {} if type(extractor).__name__ == "ASTFeatureExtractor" else {"padding": "longest"}
+def evaluation_kwargs(extractor) -> dict:
+    """Padding for extractors that do not fix their input length by themselves (AST has a fixed number of
+    frames; BEATs pads to the longest clip and cuts at the ``max_length`` saved by training)."""
+    return (
+        {} if isinstance(extractor, (ASTFeatureExtractor, BeatsFeatureExtractor)) else {"padding": "longest"}
+    )

@@ -10,12 +10,12 @@ from on_step_begin to on_step_end (forward, backward, optimizer step), after war
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
 
 import torch
+from bench_machine import describe
 from transformers import ASTConfig, ASTForAudioClassification, Trainer, TrainerCallback, TrainingArguments
 
 from hf_add import ADDLoss, ADDTrainer
@@ -105,9 +105,8 @@ def main() -> None:
             results[use_add].append(median_step(use_add, args))
     plain, add = statistics.median(results[False]), statistics.median(results[True])
     print(
-        f"AST 4 layers × 192, 128×128 input, batch {args.batch_size}, {args.device} "
-        f"({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}), "
-        f"{args.steps} timed steps × {args.repeats} alternating runs, torch {torch.__version__}\n"
+        f"{describe(args.device)}\nAST 4 layers × 192, 128×128 input, batch {args.batch_size}, {args.device}, "
+        f"{args.steps} timed steps × {args.repeats} alternating runs\n"
     )
     print("| trainer | median step (ms) | ratio |")
     print("|---|---|---|")

@@ -2,7 +2,6 @@
 
 import json
 import os
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -280,16 +279,6 @@ def test_bad_checkpoint_raises_and_writes_nothing(tmp_path, edit, named):
     assert [p.name for p in tmp_path.iterdir()] == ["bad.pt"]
 
 
-def test_cli(tmp_path, monkeypatch):
-    output_dir = tmp_path / "cli"
-    argv = ["convert_beats_checkpoint.py", str(FIXTURES / "beats_tiny_pretrained.pt"), str(output_dir)]
-    monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(REPO / "scripts" / "convert_beats_checkpoint.py"), run_name="__main__")
-    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {
-        p.name for p in output_dir.iterdir()
-    }
-
-
 def test_add_trainer_trains_beats(tmp_path):
     model = tiny_model(num_labels=2)
     torch.manual_seed(1)
@@ -311,3 +300,61 @@ def test_random_init_of_weight_normed_conv():
     torch.testing.assert_close(conv.weight, conv.parametrizations.weight.original1)
     assert conv.bias.abs().max() == 0
     assert abs(conv.weight.std().item() / (4 / (32 * 64)) ** 0.5 - 1) < 0.1
+
+
+def cpu_runs(dtype: torch.dtype) -> bool:
+    try:
+        with torch.autocast("cpu", dtype=dtype):
+            return torch.isfinite(torch.ones(2, 2) @ torch.ones(2, 2)).all().item()
+    except (RuntimeError, ValueError):
+        return False
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        torch.bfloat16,
+        pytest.param(
+            torch.float16,
+            marks=pytest.mark.skipif(not cpu_runs(torch.float16), reason="no float16 autocast on this CPU"),
+        ),
+    ],
+)
+def test_mixed_precision_forward_and_backward_are_finite(expected, converted, implementation, dtype):
+    """Autocast on the fixtures, with q/k weights scaled so that the logits q·k pass float16's 65504:
+    the overflow that turns the eager softmax into NaN unless it runs in float32."""
+    model = AutoModelForAudioClassification.from_pretrained(converted["finetuned"]).train()
+    model.set_attn_implementation(implementation)
+    mask = frame_attention_mask(expected)
+    with torch.no_grad():
+        reference = model(expected["fbank"], attention_mask=mask).logits
+        with torch.autocast("cpu", dtype=dtype):
+            close = model(expected["fbank"], attention_mask=mask).logits.float()
+    torch.testing.assert_close(close, reference, rtol=0.05, atol=0.05)
+
+    attention = model.beats.encoder.layers[0].attention
+    projections = {}
+    hooks = [
+        getattr(attention, name).register_forward_hook(
+            lambda module, args, out, name=name: projections.update({name: out.detach().float()})
+        )
+        for name in ("q_proj", "k_proj")
+    ]
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(("q_proj.weight", "k_proj.weight")):
+                parameter.mul_(300.0)
+        model(expected["fbank"], attention_mask=mask)
+    for hook in hooks:
+        hook.remove()
+    heads = [p.view(*p.shape[:2], attention.num_heads, -1).transpose(1, 2) for p in projections.values()]
+    assert (heads[0] @ heads[1].transpose(-1, -2) * attention.scaling).abs().max() > 65504
+
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=dtype):
+        logits = model(expected["fbank"], attention_mask=mask).logits
+    assert logits.dtype == dtype and torch.isfinite(logits).all()
+    logits.float().pow(2).sum().backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name

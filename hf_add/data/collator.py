@@ -1,4 +1,10 @@
-"""Batches from decoded audio rows: feature extraction, and in training SpecAugment masks and mixup."""
+"""Batches from decoded audio rows: feature extraction, and in training SpecAugment masks and mixup.
+
+Rows carry the features cached once per dataset (``input_values``, see ``feature_cache``), or the waveform
+decoded once (a float32 column ``waveform``, 16 kHz mono), or a decoded audio column; features not cached are
+computed for the whole batch at once (``BatchedFbank``) wherever that reproduces the model's extractor, else
+by the extractor itself.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,9 @@ import torch.nn.functional as F
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 from transformers import TrainerCallback
 
-from .presets import SAMPLING_RATE
+from .audio import SAMPLING_RATE, WAVEFORM_COLUMN
+from .fbank import BatchedFbank
+from .feature_cache import FEATURES_COLUMN, cache_features
 
 
 def _fit(wave: np.ndarray, length: int) -> np.ndarray:
@@ -21,7 +29,11 @@ def _fit(wave: np.ndarray, length: int) -> np.ndarray:
 
 @dataclass
 class AudioClassificationCollator:
-    """Turns rows ``{audio_column: 16 kHz mono audio, "labels": class id}`` into model inputs.
+    """Turns rows ``{"waveform" or audio_column: 16 kHz mono audio, "labels": class id}`` into model inputs.
+
+    A row's cached features (``input_values``, made by ``prepare``) are used when it has them, except for
+    mixup, which mixes waveforms; else its ``waveform_column`` (no decoding); else its decoded
+    ``audio_column``. ``labels`` may be absent (inference): the batch then has none.
 
     In training mode (``train()``), each sample is mixed with a random sample of the batch with probability
     ``mixup`` (waveforms, λ ~ Beta(``mixup_alpha``, ``mixup_alpha``); the authors' configs use 10), which makes
@@ -30,7 +42,11 @@ class AudioClassificationCollator:
     In evaluation mode (the default) the batch is only feature-extracted and ``labels`` are class ids.
 
     ``Trainer`` uses one ``data_collator`` for training and evaluation: add ``AugmentationSwitch(collator)``
-    to its callbacks to switch the mode, or call ``train()`` / ``eval()`` yourself.
+    to its callbacks to switch the mode, or call ``train()`` / ``eval()`` yourself. Give the Trainer
+    ``collator.prepare(dataset)``: the features cache added where it applies, and only the columns read here.
+
+    ``feature_device`` (e.g. "cuda") computes features and masks there: the batch comes out on that device,
+    so the DataLoader must not pin memory (``dataloader_pin_memory=False``) nor use worker processes.
     """
 
     feature_extractor: Any
@@ -42,6 +58,12 @@ class AudioClassificationCollator:
     mixup_alpha: float = 10.0
     extractor_kwargs: dict = field(default_factory=dict)
     training: bool = False
+    waveform_column: str = WAVEFORM_COLUMN
+    feature_device: str | None = None
+    cache_features: bool = True
+
+    def __post_init__(self):
+        self.fbank = BatchedFbank.for_extractor(self.feature_extractor, self.extractor_kwargs)
 
     def train(self, mode: bool = True) -> AudioClassificationCollator:
         self.training = mode
@@ -50,7 +72,34 @@ class AudioClassificationCollator:
     def eval(self) -> AudioClassificationCollator:
         return self.train(False)
 
+    def prepare(self, dataset, with_labels: bool = True):
+        """``dataset`` as the Trainer should index it: with the features cache (``cache_features``, once per
+        dataset and feature configuration) where a clip's features do not depend on its batch, the waveform
+        where mixup or the features need it, else the audio column; and the labels. Arrays come as numpy,
+        not lists of floats; other columns, a not-needed audio column above all (creating its decoder
+        costs more per row than the model step), are left out."""
+        if dataset is None:
+            return None
+        if self.waveform_column not in dataset.column_names:
+            prepared = (
+                FEATURES_COLUMN in dataset.column_names and self.audio_column not in dataset.column_names
+            )
+            columns = [FEATURES_COLUMN if prepared else self.audio_column]
+        else:
+            if FEATURES_COLUMN in dataset.column_names:  # features of unknown origin: made again (or read)
+                dataset = dataset.remove_columns(FEATURES_COLUMN)
+            if self.cache_features and self.fbank is not None and self.fbank.per_clip:
+                dataset = cache_features(dataset, self.fbank, self.waveform_column)
+                columns = [FEATURES_COLUMN] + ([self.waveform_column] if self.mixup > 0 else [])
+            else:
+                columns = [self.waveform_column]
+        columns += ["labels"] if with_labels and "labels" in dataset.column_names else []
+        dataset = dataset.select_columns(columns)
+        return dataset if self.audio_column in columns else dataset.with_format("numpy")
+
     def _waveform(self, row: dict) -> np.ndarray:
+        if row.get(self.waveform_column) is not None:
+            return np.asarray(row[self.waveform_column], dtype=np.float32)
         audio = row[self.audio_column]
         if audio["sampling_rate"] != SAMPLING_RATE:
             raise ValueError(
@@ -79,19 +128,35 @@ class AudioClassificationCollator:
             spectrogram = TimeMasking(self.time_mask, iid_masks=True)(spectrogram)
         return spectrogram.squeeze(1).transpose(1, 2)
 
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        waves = [self._waveform(row) for row in rows]
-        labels = torch.tensor([row["labels"] for row in rows], dtype=torch.long)
-        if self.training and self.mixup > 0:
-            waves, labels = self._mixup(waves, labels)
-        batch = dict(
-            self.feature_extractor(
-                waves, sampling_rate=SAMPLING_RATE, return_tensors="pt", **self.extractor_kwargs
-            )
+    def features(self, waves: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """The extractor's output for these waveforms (batched where ``BatchedFbank`` reproduces it)."""
+        if self.fbank is not None:
+            return self.fbank(waves, device=self.feature_device)
+        batch = self.feature_extractor(
+            waves, sampling_rate=SAMPLING_RATE, return_tensors="pt", **self.extractor_kwargs
         )
+        return {k: v.to(self.feature_device) if self.feature_device else v for k, v in batch.items()}
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        labels = None
+        if "labels" in rows[0]:
+            labels = torch.tensor(np.array([row["labels"] for row in rows]), dtype=torch.long)
+        mixing = self.training and self.mixup > 0
+        if FEATURES_COLUMN in rows[0] and self.fbank is not None and not mixing:
+            features = np.stack([row[FEATURES_COLUMN] for row in rows])  # flattened (frames x mel bins)
+            features = torch.from_numpy(features.reshape(len(rows), -1, self.fbank.config["num_mel_bins"]))
+            batch = {"input_values": features.to(self.feature_device) if self.feature_device else features}
+        else:
+            waves = [self._waveform(row) for row in rows]
+            if mixing:
+                if labels is None:
+                    raise ValueError("mixup mixes labels too: training rows need a 'labels' column")
+                waves, labels = self._mixup(waves, labels)
+            batch = self.features(waves)
         if self.training:
             batch["input_values"] = self._mask(batch["input_values"])
-        batch["labels"] = labels
+        if labels is not None:
+            batch["labels"] = labels.to(batch["input_values"].device)
         return batch
 
 

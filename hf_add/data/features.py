@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from transformers import (
     ASTConfig,
@@ -13,7 +15,8 @@ from transformers import (
 
 from hf_add.models.beats import BeatsConfig, BeatsFeatureExtractor, BeatsForAudioClassification
 
-from .presets import SAMPLING_RATE, DatasetSpec
+from .audio import SAMPLING_RATE
+from .presets import DatasetSpec
 
 AST_MODEL_TYPE = "audio-spectrogram-transformer"
 
@@ -24,6 +27,28 @@ NAMED_CONFIGS = {
     "ast-small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
     "ast-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
 }
+
+
+def check_model_location(model_name_or_path: str) -> None:
+    """Fail early, naming the fix, for a model that is neither a named config, a saved directory nor a Hub id.
+
+    ``from_pretrained`` says "Repo id must be in the form 'repo_name'..." for a mistyped local path.
+    """
+    if model_name_or_path in NAMED_CONFIGS:
+        return
+    if os.path.isdir(model_name_or_path):
+        if not os.path.isfile(os.path.join(model_name_or_path, "config.json")):
+            raise ValueError(
+                f"{model_name_or_path} has no config.json, so it is not a saved model; give the directory that "
+                "save_pretrained (or hf-add train: output_dir/<fold>) wrote"
+            )
+        return
+    looks_local = model_name_or_path.startswith(("/", ".", "~")) or model_name_or_path.count("/") > 1
+    if looks_local:
+        raise ValueError(
+            f"no model directory {model_name_or_path!r}. Give an existing directory saved with save_pretrained, "
+            f"a Hub id such as MIT/ast-finetuned-audioset-10-10-0.4593, or one of {sorted(NAMED_CONFIGS)}."
+        )
 
 
 def model_type_of(model_name_or_path: str) -> str:
@@ -99,11 +124,10 @@ def load_model_and_extractor(
     position embeddings cut or interpolated; BEATs gets clips padded to the longest in the batch (at most
     ``spec.max_seconds``) with an attention mask. Returns (model, feature_extractor, extractor_kwargs).
     """
-    labels = {
-        "id2label": id2label,
-        "label2id": {v: k for k, v in id2label.items()},
-        "num_labels": len(id2label),
-    }
+    # No num_labels: the config derives it from id2label, and passing both to from_pretrained makes
+    # transformers build the checkpoint's config (e.g. 527 AudioSet labels) with num_labels=n first and warn
+    # "num_labels=n is incompatible to the id2label map of length 527" before id2label replaces the map.
+    labels = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
     max_length = ast_max_length or spec.ast_max_length
     if model_name_or_path in NAMED_CONFIGS:
         config = ASTConfig(
@@ -125,5 +149,6 @@ def load_model_and_extractor(
         extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path)
     except OSError:  # a converted checkpoint directory without preprocessor_config.json
         extractor = BeatsFeatureExtractor()
-    padding = {"padding": "longest", "truncation": True, "max_length": int(spec.max_seconds * SAMPLING_RATE)}
-    return model, extractor, padding
+    # Saved with the extractor, so `hf-add evaluate` and `pipeline` cut long clips as training does.
+    extractor.max_length = int(spec.max_seconds * SAMPLING_RATE)
+    return model, extractor, {"padding": "longest"}

@@ -28,6 +28,9 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         frame_shift (`float`, defaults to 10.0): Hop in milliseconds.
         fbank_mean (`float`, defaults to 15.41663): Mean subtracted from the log-mel energies (official value).
         fbank_std (`float`, defaults to 6.55582): Std of the log-mel energies; the official divides by twice it.
+        max_length (`int`, *optional*): Longest waveform in samples; longer clips are cut to it unless a call
+            passes its own `max_length`. Saved with the extractor, so that evaluation and `pipeline` cut clips
+            as training did. `None`: no limit.
     """
 
     model_input_names = ["input_values", "attention_mask"]
@@ -43,6 +46,7 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         fbank_mean=15.41663,
         fbank_std=6.55582,
         return_attention_mask=True,
+        max_length=None,
         **kwargs,
     ):
         super().__init__(
@@ -57,6 +61,7 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         self.frame_shift = frame_shift
         self.fbank_mean = fbank_mean
         self.fbank_std = fbank_std
+        self.max_length = max_length
 
     def _fbank(self, waveform: np.ndarray) -> torch.Tensor:
         # Kaldi works on 16-bit integer scale; the official scales [-1, 1] audio by 2**15.
@@ -86,7 +91,8 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
             raw_speech: One 1-D waveform or a list of them, float in [-1, 1] at `sampling_rate`.
             sampling_rate: Rate of `raw_speech`; must equal the extractor's.
             padding, max_length, truncation, pad_to_multiple_of: As [`SequenceFeatureExtractor.pad`], in
-                samples (`padding="max_length", max_length=160000` gives fixed 10 s inputs).
+                samples (`padding="max_length", max_length=160000` gives fixed 10 s inputs). Without
+                `max_length`, the extractor's own `max_length` (if set) applies, with truncation.
             return_attention_mask: Whether to return the frame-level mask (defaults to the extractor's setting).
             return_tensors: `"pt"` or `"np"`.
         """
@@ -104,6 +110,8 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         if any(w.ndim != 1 for w in waveforms):
             raise ValueError("BeatsFeatureExtractor takes mono audio: each waveform must be 1-D")
 
+        if max_length is None and self.max_length is not None:
+            max_length, truncation = self.max_length, True
         padded = self.pad(
             BatchFeature({"input_values": waveforms}),
             padding=padding,

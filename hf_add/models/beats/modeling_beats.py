@@ -131,11 +131,19 @@ def eager_attention_forward(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference attention with an additive float mask; returns (batch, seq, heads, head_dim) and the weights."""
-    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
-    if attention_mask is not None:
-        scores = scores + attention_mask
-    weights = F.dropout(scores.softmax(dim=-1), p=dropout, training=module.training)
+    """Reference attention with an additive float mask; returns (batch, seq, heads, head_dim) and the weights.
+
+    Logits, bias and softmax are float32 whatever the autocast state: in float16, q·k of a trained BEATs can
+    pass 65504 and turn into inf, and the softmax of a row holding inf is NaN (the official code avoids it
+    by scaling q down by 32 and subtracting the row maximum; computing in float32 gives the same softmax).
+    Only the probabilities go back to the value's dtype, for the second product.
+    """
+    with torch.autocast(device_type=query.device.type, enabled=False):
+        scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scaling
+        if attention_mask is not None:
+            scores = scores + attention_mask.float()
+        weights = scores.softmax(dim=-1)
+    weights = F.dropout(weights.to(value.dtype), p=dropout, training=module.training)
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
@@ -179,8 +187,10 @@ class BeatsAttention(nn.Module):
                 gate_a, gate_b = torch.sigmoid(gates).chunk(2, dim=-1)
                 position_bias = (gate_a * (gate_b * self.gru_rel_pos_const - 1.0) + 2.0) * position_bias
             bias = position_bias if bias is None else position_bias + bias
-        if bias is not None:
-            bias = bias.to(query.dtype)
+        if bias is not None and self.config._attn_implementation != "eager":
+            # SDPA wants the mask in the query's dtype; clamped so that float16 gets its most negative finite
+            # value, not -inf. Its kernels (and its math fallback) accumulate q·k and the softmax in float32.
+            bias = bias.clamp(min=torch.finfo(query.dtype).min).to(query.dtype)
 
         # The official subtracts the row max and rescales by alpha = 32 before the softmax: the same softmax, so
         # the bias can go to SDPA as its additive mask.
@@ -291,11 +301,10 @@ class BeatsEncoder(nn.Module):
         attention_mask = None
         if padding_mask is not None:
             hidden_states = hidden_states.masked_fill(padding_mask.unsqueeze(-1), 0.0)
-            # Key padding folded into the additive mask; the most negative finite value keeps SDPA NaN-free.
-            attention_mask = torch.zeros(
-                padding_mask.shape, dtype=hidden_states.dtype, device=hidden_states.device
-            )
-            attention_mask = attention_mask.masked_fill(padding_mask, torch.finfo(hidden_states.dtype).min)
+            # Key padding folded into the additive mask, kept float32 (the attention casts it for SDPA); the most
+            # negative finite value keeps SDPA NaN-free.
+            attention_mask = torch.zeros(padding_mask.shape, dtype=torch.float32, device=hidden_states.device)
+            attention_mask = attention_mask.masked_fill(padding_mask, torch.finfo(torch.float32).min)
             attention_mask = attention_mask[:, None, None, :]
 
         hidden_states = hidden_states + self.pos_conv_embed(hidden_states)
