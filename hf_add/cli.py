@@ -1,7 +1,7 @@
 """The ``hf-add`` command line: one entry point, one sub-command per job.
 
 Each sub-command is the ``main(argv)`` of the module that does the work, so ``hf-add train ...`` and
-``python scripts/finetune.py ...`` are the same program, and ``hf-add <command> --help`` documents it.
+``python -m hf_add.finetune ...`` are the same program, and ``hf-add <command> --help`` documents it.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ commands:
 example (offline):
   hf-add make-dataset --output_dir data/spoken --clips_per_word 20
   hf-add train --model_name_or_path ast-tiny --dataset_name audiofolder --data_dir data/spoken \\
+      --split_column partition --validation_split validation --test_split test \\
       --loss add --output_dir runs/ast-add
-  hf-add evaluate runs/ast-add --data_dir data/spoken --split test --heatmap runs/ast-add/geometry.png
+  hf-add evaluate runs/ast-add/test --data_dir data/spoken --split_column partition --split test \\
+      --heatmap runs/ast-add/geometry.png
 """
 
 
@@ -42,33 +44,53 @@ def evaluate_main(argv: list[str]) -> None:
     source.add_argument("--dataset_name", help="a Hub dataset id, e.g. ashraq/esc50")
     parser.add_argument("--dataset_config", default=None, help="Hub dataset configuration name")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument(
+        "--split_column",
+        default=None,
+        help="a column whose values name each row's split, for a single-split dataset (e.g. partition)",
+    )
+    parser.add_argument(
+        "--fold_column", default=None, help="with --fold: evaluate only the rows of one cross-validation fold"
+    )
+    parser.add_argument("--fold", default=None, help="the held-out fold of the model (e.g. 1 for fold1)")
     parser.add_argument("--audio_column", default="audio")
     parser.add_argument("--label_column", default="label")
+    parser.add_argument("--skip_corrupt", action="store_true", help="skip (and list) unusable clips")
     parser.add_argument("--batch_size", type=int, default=16)
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--bf16", action="store_true", help="bf16 autocast, as training with --bf16 true")
+    precision.add_argument("--fp16", action="store_true", help="fp16 autocast, as training with --fp16 true")
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     parser.add_argument("--heatmap", default=None, help="write a PNG of the class-pair mean and CV of d here")
     args = parser.parse_args(argv)
+    if (args.fold_column is None) != (args.fold is None):
+        parser.error("--fold_column and --fold go together")
 
-    from datasets import load_dataset
-
+    from hf_add.data import decode_and_check
     from hf_add.evaluation import evaluate_model
     from hf_add.files import write_json
     from hf_add.plots import plot_geometry_heatmaps
 
-    if args.data_dir:
-        dataset = load_dataset("audiofolder", data_dir=args.data_dir, split=args.split)
-    else:
-        dataset = load_dataset(args.dataset_name, args.dataset_config, split=args.split)
+    dataset = load_evaluation_split(args)
+    dataset, skipped = decode_and_check(dataset, args.split, args.audio_column, args.skip_corrupt)
+    if len(dataset) == 0:
+        raise ValueError(f"every clip of split {args.split!r} was unusable; nothing to evaluate")
     results = evaluate_model(
         args.model,
         dataset,
         audio_column=args.audio_column,
         label_column=args.label_column,
         batch_size=args.batch_size,
+        precision="bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
     )
+    results["skipped_clips"] = skipped
     print(f"accuracy {100 * results['accuracy']:.2f}% on {results['num_samples']} clips")
+    if skipped:
+        print(f"  ({len(skipped)} unusable clip(s) skipped: listed in the warnings above and in --output)")
     for name, value in results["geometry"].items():
-        print(f"  {name:28s} {value:.4f}")
+        print(
+            f"  {name:28s} {value:.4f}" if value is not None and value == value else f"  {name:28s} undefined"
+        )
     if args.output:
         write_json(results, args.output)
         print(f"results: {args.output}")
@@ -80,6 +102,37 @@ def evaluate_main(argv: list[str]) -> None:
         }
         plot_geometry_heatmaps({args.model: geometry}, args.heatmap, class_names=results["class_names"])
         print(f"heatmap: {args.heatmap}")
+
+
+def load_evaluation_split(args: argparse.Namespace):
+    """The rows ``hf-add evaluate`` scores: one split (by name, or by ``--split_column``), optionally one
+    fold; an empty or missing selection is an error that says what exists."""
+    from datasets import load_dataset
+
+    from hf_add.data.presets import split_by_column
+
+    if args.data_dir:
+        data = load_dataset("audiofolder", data_dir=args.data_dir)
+    else:
+        data = load_dataset(args.dataset_name, args.dataset_config)
+    if args.split_column:
+        data = split_by_column(data, args.split_column)
+    if args.split not in data:
+        hint = (
+            ""
+            if args.split_column
+            else " (a single-split folder is split by a column: --split_column partition)"
+        )
+        raise ValueError(f"the dataset has no split {args.split!r}; it has {list(data)}{hint}")
+    dataset = data[args.split]
+    if args.fold_column:
+        if args.fold_column not in dataset.column_names:
+            raise ValueError(f"no column {args.fold_column!r}; the columns are {dataset.column_names}")
+        dataset = dataset.filter(lambda value: str(value) == str(args.fold), input_columns=args.fold_column)
+    if len(dataset) == 0:
+        where = f" with {args.fold_column} = {args.fold}" if args.fold_column else ""
+        raise ValueError(f"split {args.split!r}{where} has no rows; nothing to evaluate")
+    return dataset
 
 
 def convert_beats_main(argv: list[str]) -> None:
@@ -130,8 +183,8 @@ COMMANDS = {
     "make-dataset": _module_main("hf_add.data.spoken_commands"),
     "train": _module_main("hf_add.finetune"),
     "evaluate": evaluate_main,
-    "reproduce": _module_main("hf_add.table2"),
-    "study": _module_main("hf_add.study"),
+    "reproduce": _module_main("hf_add.research.table2"),
+    "study": _module_main("hf_add.research.study"),
     "convert-beats": convert_beats_main,
     "push": push_main,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 
@@ -34,5 +35,16 @@ def current_umask() -> int:
 
 
 def write_json(data, path: str | os.PathLike) -> None:
+    """Strict JSON (any parser reads it): NaN and inf, which mark undefined values, are written as null."""
     with atomic_write(path, encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
+        json.dump(_finite_or_null(data), handle, indent=2, allow_nan=False)
+
+
+def _finite_or_null(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    return value

@@ -33,7 +33,8 @@ def write_audiofolder(
 
     metadata.csv has columns ``file_name, label, fold`` (folds 1..num_folds, balanced per label).
     ``extra_rows`` are added as given, e.g. ``{"file_name": "bad.wav", "label": "yes", "fold": 1,
-    "bytes": b"not audio"}`` to write a corrupt file, or ``"samples": 0`` for an empty clip.
+    "bytes": b"not audio"}`` to write a corrupt file, ``"samples": 0`` for an empty clip, or ``"wave": array``
+    for a 32-bit float clip (which can hold NaN).
     """
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,8 @@ def write_audiofolder(
         row = dict(row)
         if "bytes" in row:
             (root / row["file_name"]).write_bytes(row.pop("bytes"))
+        elif "wave" in row:  # 32-bit float WAV: can hold NaN / inf
+            sf.write(root / row["file_name"], row.pop("wave"), 16000, subtype="FLOAT")
         else:
             sf.write(root / row["file_name"], np.zeros(row.pop("samples"), np.float32), 16000)
         rows.append(row)

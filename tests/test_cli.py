@@ -7,10 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from audio_fixtures import write_audiofolder
 from huggingface_hub import HfApi
 
 from hf_add.cli import main
+
+from .audio_fixtures import write_audiofolder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "beats"
 
@@ -61,9 +62,11 @@ def test_evaluate_writes_accuracy_geometry_and_heatmap(trained, tmp_path, capsys
     data, output, results = trained
     report, heatmap = tmp_path / "eval.json", tmp_path / "geometry.png"
     argv = ["evaluate", str(output / "fold1"), "--data_dir", str(data), "--split", "train"]
+    argv += ["--fold_column", "fold", "--fold", "1"]  # the model's held-out fold only
     assert main([*argv, "--output", str(report), "--heatmap", str(heatmap)]) == 0
     evaluation = json.loads(report.read_text())
-    assert evaluation["num_samples"] == 18 and evaluation["class_names"] == ["no", "up", "yes"]
+    assert evaluation["num_samples"] == 9 and evaluation["class_names"] == ["no", "up", "yes"]
+    assert evaluation["accuracy"] == results["folds"][0]["accuracy"]  # what training measured on fold 1
     assert 0.0 <= evaluation["accuracy"] <= 1.0
     assert len(evaluation["mean_distance"]) == 3 and set(evaluation["geometry"]) >= {
         "intra_class_cv",

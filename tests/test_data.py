@@ -7,7 +7,6 @@ import logging
 import numpy as np
 import pytest
 import torch
-from audio_fixtures import write_audiofolder
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
 from transformers import ASTConfig, ASTForAudioClassification, TrainingArguments, pipeline
 
@@ -21,6 +20,8 @@ from hf_add.data import (
     load_model_and_extractor,
     make_folds,
 )
+
+from .audio_fixtures import write_audiofolder
 
 WORDS = ["yes", "no", "up"]
 
@@ -52,12 +53,12 @@ def test_audiofolder_to_trainer_to_pipeline(audiofolder, tmp_path):
     data = load_dataset("audiofolder", data_dir=str(audiofolder))
     spec = get_spec(path="audiofolder", data_dir=str(audiofolder), fold_column="fold", ast_max_length=64)
     folds, skipped = make_folds(data, spec)
-    assert skipped == 0 and [f.name for f in folds] == ["fold1", "fold2"]
+    assert skipped == [] and [f.name for f in folds] == ["fold1", "fold2"]
     fold = folds[0]
     assert fold.id2label == {0: "no", 1: "up", 2: "yes"}
     assert isinstance(fold.train.features["labels"], ClassLabel)
-    for row in fold.train:  # 44.1 kHz stereo clips come out 16 kHz mono
-        assert row["audio"]["sampling_rate"] == 16000 and row["audio"]["array"].shape == (8000,)
+    for row in fold.train:  # 44.1 kHz stereo clips come out 16 kHz mono, decoded once into `waveform`
+        assert len(row["waveform"]) == 8000
 
     model, extractor, kwargs = load_model_and_extractor("ast-tiny", spec, fold.id2label)
     collator = RecordingCollator(extractor, num_labels=3, freq_mask=48, time_mask=20, mixup=1.0)
@@ -66,7 +67,7 @@ def test_audiofolder_to_trainer_to_pipeline(audiofolder, tmp_path):
     assert plain["labels"].dtype == torch.long
     torch.testing.assert_close(
         plain["input_values"],
-        extractor([r["audio"]["array"] for r in rows], sampling_rate=16000, return_tensors="pt")[
+        extractor([np.asarray(r["waveform"]) for r in rows], sampling_rate=16000, return_tensors="pt")[
             "input_values"
         ],
     )
@@ -168,31 +169,64 @@ def test_iemocap_sessions_map_labels_by_name():
         assert len(fold.train) == 4 * len(expected)
 
 
-def test_bad_data_names_the_item(tmp_path):
-    root = write_audiofolder(
-        tmp_path / "bad",
-        ["yes", "no"],
-        2,
-        seconds=0.1,
-        extra_rows=[
-            {"file_name": "broken.wav", "label": "yes", "fold": 1, "bytes": b"RIFF not really a wav"},
-            {"file_name": "silent.wav", "label": "no", "fold": 2, "samples": 0},
-        ],
-    )
+BAD_CLIPS = {  # file name: (what is written, the problem named)
+    "broken.wav": ({"bytes": b"RIFF not really a wav"}, "cannot be decoded"),
+    "silent.wav": ({"samples": 0}, "no audio frames"),
+    "nan.wav": ({"wave": np.array([0.1, np.nan] * 4000, np.float32)}, "contains NaN or inf samples"),
+    "inf.wav": ({"wave": np.array([0.1, np.inf] * 4000, np.float32)}, "contains NaN or inf samples"),
+    "eight_samples.wav": (
+        {"samples": 8},
+        "is 8 samples long (0.5 ms), shorter than one 25 ms analysis window",
+    ),
+    "ten_ms.wav": ({"samples": 160}, "is 160 samples long (10.0 ms)"),
+}
+
+
+def test_every_unusable_clip_is_named_or_skipped_and_listed(tmp_path):
+    extra = [
+        {"file_name": name, "label": "yes", "fold": 1 + i % 2, **written}
+        for i, (name, (written, _)) in enumerate(BAD_CLIPS.items())
+    ]
+    root = write_audiofolder(tmp_path / "bad", ["yes", "no"], 2, seconds=0.1, extra_rows=extra)
     data = load_dataset("audiofolder", data_dir=str(root))
     spec = get_spec(path="audiofolder", fold_column="fold")
-    with pytest.raises(ValueError, match=r"broken\.wav.*cannot be decoded.*--skip_corrupt"):
+    with pytest.raises(ValueError, match="--skip_corrupt") as error:
         make_folds(data, spec)
-    without_broken = DatasetDict({"train": data["train"].select([0, 1, 2, 3, 5])})
-    with pytest.raises(ValueError, match=r"silent\.wav.*no audio frames"):
-        make_folds(without_broken, spec)
+    for name, (_, problem) in BAD_CLIPS.items():  # one error names every bad clip and its problem
+        assert f"{name}): {problem}" in str(error.value)
     folds, skipped = make_folds(data, spec, skip_corrupt=True)
-    assert skipped == 2 and sum(len(f.test) for f in folds) == 4
+    named = {s["file"].rsplit("/", 1)[-1]: s["problem"] for s in skipped}
+    assert named.keys() == BAD_CLIPS.keys()
+    assert all(named[name].startswith(problem) for name, (_, problem) in BAD_CLIPS.items())
+    assert sum(len(f.test) for f in folds) == 4  # the good clips, each tested once
+    for fold in folds:  # what is left trains: finite samples, at least one analysis window
+        for part in (fold.train, fold.test):
+            assert all(len(w) >= 400 and np.isfinite(w).all() for w in part.with_format("numpy")["waveform"])
 
+
+def test_labels_splits_and_classes_that_cannot_train_are_refused(tmp_path):
+    root = write_audiofolder(tmp_path / "data", ["yes", "no"], 2, seconds=0.1)
+    data = load_dataset("audiofolder", data_dir=str(root))
+    spec = get_spec(path="audiofolder", fold_column="fold")
     with pytest.raises(ValueError, match=r"row 2 \(.*no_0\.wav\): label 'no' is not one of"):
         make_folds(data, get_spec(path="audiofolder", fold_column="fold", class_names=("yes", "up")))
     with pytest.raises(ValueError, match=r"no column\(s\) \['target', 'category'\].*--label_column"):
         make_folds(data, PRESETS["esc50"])
+    unlabelled = (
+        data["train"]
+        .cast_column("label", Value("string"))
+        .map(lambda row, i: {"label": "" if i == 1 else row["label"]}, with_indices=True)
+    )
+    with pytest.raises(ValueError, match=r"row 1 \(.*\): the label \('label'\) is empty"):
+        make_folds(DatasetDict({"train": unlabelled}), spec)
+    one_class = data["train"].filter(lambda row: row["label"] == "yes")
+    with pytest.raises(ValueError, match=r"1 class\(es\).*at least 2"):
+        make_folds(DatasetDict({"train": one_class}), spec)
+    fixed = get_spec(path="audiofolder", test_split="test")
+    with pytest.raises(ValueError, match="split 'test' of audiofolder is empty"):
+        make_folds(DatasetDict({"train": data["train"], "test": data["train"].select([])}), fixed)
+    with pytest.raises(ValueError, match="has no split"):
+        make_folds(DatasetDict({"train": data["train"]}), fixed)
 
 
 def tiny_ast_config(max_length: int) -> ASTConfig:

@@ -1,4 +1,4 @@
-"""hf_add.finetune (cross-validated runs, results.json) and hf_add.table2 (Table 1 configurations)."""
+"""hf_add.finetune (cross-validated runs, results.json) and hf_add.research.table2 (Table 1 configurations)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 import yaml
-from audio_fixtures import write_audiofolder
 
 from hf_add.finetune import (
     LossArguments,
@@ -16,8 +15,10 @@ from hf_add.finetune import (
     parse_args,
 )
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
-from hf_add.table2 import CELLS
-from hf_add.table2 import main as table2_main
+from hf_add.research.table2 import CELLS
+from hf_add.research.table2 import main as table2_main
+
+from .audio_fixtures import write_audiofolder
 
 ARGS = [
     "--dataset_name", "audiofolder", "--fold_column", "fold", "--model_name_or_path", "ast-tiny",
@@ -34,19 +35,22 @@ def test_cross_validation_writes_results_and_skips_corrupt_clips(tmp_path):
     )  # fmt: skip
     out = tmp_path / "run"
     argv = [*ARGS, "--data_dir", str(root), "--output_dir", str(out)]
-    with pytest.raises(ValueError, match=r"corrupt\.wav.*--skip_corrupt"):
+    with pytest.raises(ValueError, match=r"(?s)corrupt\.wav.*--skip_corrupt"):
         main(argv)
     assert not (out / "results.json").exists()
 
     results = main([*argv, "--skip_corrupt"])
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
-    assert results["skipped_clips"] == 1 and results["recipe"] == "custom"
+    assert results["num_skipped_clips"] == 1 and results["recipe"] == "custom"
+    (skipped,) = results["skipped_clips"]
+    assert skipped["file"].endswith("corrupt.wav") and "cannot be decoded" in skipped["problem"]
+    assert json.loads((out / "skipped_clips.json").read_text()) == results["skipped_clips"]
     assert [f["fold"] for f in results["folds"]] == ["fold1", "fold2"]
     for key in ("accuracy", "intra_class_mean_distance", "inter_class_cv"):
         assert set(results["mean"]) == set(results["std"]) and key in results["mean"]
         values = torch.tensor([f[key] for f in results["folds"]])
         assert results["mean"][key] == pytest.approx(values.mean().item(), rel=1e-6)
-        assert results["std"][key] == pytest.approx(values.std(unbiased=False).item(), rel=1e-5, abs=1e-7)
+        assert results["std"][key] == pytest.approx(values.std(unbiased=True).item(), rel=1e-5, abs=1e-7)
     saved = json.loads((out / "fold1" / "config.json").read_text())
     assert (
         saved["id2label"] == {"0": "left", "1": "right", "2": "up"}

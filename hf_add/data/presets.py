@@ -14,10 +14,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset
 
+from .audio import decode_and_check
 from .speech_commands_archive import is_speech_commands_archive, load_speech_commands_archive
 from .spoken_commands import SPEECH_COMMANDS_WORDS
-
-SAMPLING_RATE = 16000
 
 logger = logging.getLogger(__name__)
 
@@ -227,14 +226,20 @@ def _check_columns(dataset: Dataset, split: str, spec: DatasetSpec) -> None:
         )
 
 
-def _raw_label_names(dataset: Dataset, spec: DatasetSpec) -> list[str]:
+def _raw_label_names(dataset: Dataset, split: str, spec: DatasetSpec) -> list[str]:
     feature = dataset.features[spec.label_column]
     values = dataset[spec.label_column]
     if isinstance(feature, ClassLabel):
         return [feature.int2str(v) for v in values]
-    if spec.label_names_column:
-        return list(dataset[spec.label_names_column])
-    return [str(v) for v in values]
+    column = spec.label_names_column or spec.label_column
+    names = list(dataset[column]) if spec.label_names_column else values
+    for index, name in enumerate(names):
+        if name is None or not str(name).strip():
+            raise ValueError(
+                f"Split {split!r}, {describe_row(dataset, index, spec.audio_column)}: the label ({column!r}) is "
+                "empty. Give every clip a label, or remove the clip."
+            )
+    return [str(name) for name in names]
 
 
 def _id_ordered_names(splits: dict[str, Dataset], spec: DatasetSpec) -> list[str]:
@@ -281,7 +286,7 @@ def attach_labels(splits: dict[str, Dataset], spec: DatasetSpec) -> tuple[dict[s
     aliases = {k.lower(): v for k, v in spec.label_aliases.items()}
     if spec.class_names:  # before reading names: a wrong version's ids can be out of its ClassLabel's range
         _check_label_set(splits, spec, list(spec.class_names), aliases)
-    named = {split: _raw_label_names(dataset, spec) for split, dataset in splits.items()}
+    named = {split: _raw_label_names(dataset, split, spec) for split, dataset in splits.items()}
     if spec.class_names:
         classes = list(spec.class_names)
     elif spec.label_names_column and not isinstance(
@@ -319,47 +324,18 @@ def attach_labels(splits: dict[str, Dataset], spec: DatasetSpec) -> tuple[dict[s
     return result, classes
 
 
-def check_audio(dataset: Dataset, split: str, audio_column: str, skip_corrupt: bool) -> tuple[Dataset, int]:
-    """Decode every clip once (16 kHz mono); an undecodable or empty clip raises, or is skipped and counted."""
-    feature = Audio(sampling_rate=SAMPLING_RATE, num_channels=1)
-    encoded = dataset.select_columns([audio_column]).cast_column(audio_column, Audio(decode=False))
-    bad = []
-    for index, value in enumerate(encoded[audio_column]):
-        item = f"split {split!r}, row {index} ({value.get('path') or 'in-memory bytes'})"
-        try:
-            decoder = feature.decode_example(value)
-        except Exception as error:  # torchcodec raises RuntimeError/ValueError depending on the container
-            problem = f"{item} cannot be decoded ({type(error).__name__}: {error})"
-        else:
-            try:
-                if decoder.get_all_samples().data.shape[-1] > 0:
-                    continue
-            except RuntimeError:  # torchcodec: "No audio frames were decoded"
-                pass
-            problem = f"{item} has no audio frames (empty or truncated clip)"
-        if not skip_corrupt:
-            raise ValueError(
-                f"{problem}. Replace or remove the file, or pass --skip_corrupt to skip such clips."
-            )
-        logger.warning(f"Skipping {problem}")
-        bad.append(index)
-    if bad:
-        logger.warning(f"{split}: skipped {len(bad)} corrupt or empty clip(s) of {len(dataset)}")
-        dataset = dataset.select(sorted(set(range(len(dataset))) - set(bad)))
-    return dataset.cast_column(audio_column, feature), len(bad)
-
-
 def make_folds(
     data: DatasetDict | dict[str, Dataset],
     spec: DatasetSpec,
     cv_folds: int | None = None,
     skip_corrupt: bool = False,
     check_clips: bool = True,
-) -> tuple[list[Fold], int]:
-    """Split a loaded dataset into the protocol's folds; returns the folds and the number of skipped clips.
+) -> tuple[list[Fold], list[dict]]:
+    """Split a loaded dataset into the protocol's folds; returns the folds and the clips skipped.
 
-    ``cv_folds`` runs only the first n folds. Every clip is decoded once (``check_clips``) so that bad data
-    stops the run before any training, not in the middle of fold 3.
+    ``cv_folds`` runs only the first n folds. Every clip is decoded and checked once (``check_clips``, see
+    ``decode_and_check``: each split then carries its ``waveform``), and every split and fold must hold
+    data of at least two classes, so that bad data stops the run before any training, not in fold 3.
     """
     if spec.fold_splits:
         names = list(spec.fold_splits)
@@ -375,12 +351,25 @@ def make_folds(
             f"{spec.path}: no test data. Pass --fold_column (k-fold CV), --fold_splits (leave one split out) or "
             "--test_split."
         )
+    for split in names:
+        if len(data[split]) == 0:
+            raise ValueError(f"split {split!r} of {spec.path} is empty; add its clips or choose other splits")
     splits, classes = attach_labels({s: data[s] for s in names}, spec)
-    skipped = 0
+    if len(classes) < 2:
+        raise ValueError(
+            f"{spec.path} has {len(classes)} class(es) {classes}: classification needs at least 2. Check "
+            f"--label_column ({spec.label_column!r}) and the labels in the data."
+        )
+    skipped = []
     if check_clips:
         for split in names:
-            splits[split], count = check_audio(splits[split], split, spec.audio_column, skip_corrupt)
-            skipped += count
+            splits[split], bad = decode_and_check(splits[split], split, spec.audio_column, skip_corrupt)
+            skipped += bad
+            if len(splits[split]) == 0:
+                raise ValueError(
+                    f"every clip of split {split!r} was skipped as unusable ({len(bad)} clips); nothing is "
+                    "left to train or test on. Fix the files listed above."
+                )
     id2label = dict(enumerate(classes))
 
     if spec.fold_splits:
@@ -421,4 +410,8 @@ def make_folds(
         if not 1 <= cv_folds <= len(folds):
             raise ValueError(f"cv_folds={cv_folds}, but the protocol of {spec.path} has {len(folds)} fold(s)")
         folds = folds[:cv_folds]
+    for fold in folds:
+        for part in ("train", "test"):
+            if len(getattr(fold, part)) == 0:
+                raise ValueError(f"fold {fold.name!r} has no {part} clips; check the fold / split columns")
     return folds, skipped

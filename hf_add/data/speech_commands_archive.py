@@ -13,9 +13,10 @@ import os
 
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
+from .audio import SAMPLING_RATE
+
 VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
-SAMPLING_RATE = 16000
 
 
 def is_speech_commands_archive(path: str | os.PathLike | None) -> bool:

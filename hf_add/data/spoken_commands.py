@@ -274,7 +274,7 @@ def _replace_dir(build: str, output_dir: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="hf-add make-dataset", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--words", nargs="+", default=SPEECH_COMMANDS_WORDS)
     parser.add_argument("--clips_per_word", type=int, default=20)

@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from hf_add.losses.validation import check_embeddings_and_labels
+from hf_add.losses.validation import check_embeddings_and_labels, check_weight
 
 
 class EmbeddingLoss(nn.Module):
@@ -56,22 +56,12 @@ class EmbeddingLoss(nn.Module):
 
     def __init__(self, eps: float = 1e-6, validate: bool = True):
         super().__init__()
-        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+        if not check_weight("eps", eps) > 0:
+            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
         self.eps = float(eps)
         self.validate = validate
 
-    @staticmethod
-    def check_weight(name: str, value) -> float:
-        """A loss weight: a finite number ≥ 0 (NaN or inf would turn every parameter into NaN)."""
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value < 0
-        ):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        return float(value)
+    check_weight = staticmethod(check_weight)
 
     def prepare(
         self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None

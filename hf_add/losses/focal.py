@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from hf_add.losses.validation import check_weight
 
 FOCAL_CITATION = """@inproceedings{lin2017focal,
   title     = {Focal Loss for Dense Object Detection},
@@ -41,14 +41,7 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0):
         super().__init__()
-        if (
-            isinstance(gamma, bool)
-            or not isinstance(gamma, (int, float))
-            or not math.isfinite(gamma)
-            or gamma < 0
-        ):
-            raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-        self.gamma = float(gamma)
+        self.gamma = check_weight("gamma", gamma)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if logits.dim() != 2:

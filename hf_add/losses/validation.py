@@ -9,7 +9,21 @@ They are skipped while ``torch.compile`` traces, and ``validate=False`` turns th
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+
+def check_weight(name: str, value) -> float:
+    """A loss weight: a finite number ≥ 0 (NaN or inf would turn every parameter into NaN)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def check_embeddings_and_labels(

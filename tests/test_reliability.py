@@ -1,0 +1,156 @@
+"""Runs that never fail silently: reruns, resumes, a killed run, bad arguments, the examples as printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hf_add.cli import USAGE, main
+
+from .audio_fixtures import write_audiofolder
+
+README = Path(__file__).parent.parent / "README.md"
+QUICK = ["--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true", "--seed", "0"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_audiofolder(
+        tmp_path_factory.mktemp("reliability") / "data", ["yes", "no", "up"], 6, seconds=0.3
+    )
+
+
+def train_argv(data, output, *extra) -> list[str]:
+    return [
+        "train", "--model_name_or_path", "ast-tiny", "--ast_max_length", "40",
+        "--dataset_name", "audiofolder", "--data_dir", str(data), "--fold_column", "fold", "--cv_folds", "1",
+        "--loss", "add", "--per_device_train_batch_size", "4", "--output_dir", str(output), *QUICK, *extra,
+    ]  # fmt: skip
+
+
+def strict_json(path: Path):
+    """json.loads that refuses NaN / Infinity, as any non-Python parser does."""
+    return json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{path} holds {name}"))
+
+
+def test_rerun_into_a_finished_run_is_refused_then_kept_or_overwritten(data, tmp_path):
+    out = tmp_path / "run"
+    argv = train_argv(data, out, "--max_steps", "2", "--save_strategy", "no")
+    assert main(argv) == 0
+    finished = (out / "results.json").read_bytes()
+    with pytest.raises(
+        ValueError, match=r"already holds a run.*--resume_from_checkpoint true.*--overwrite_output_dir"
+    ):
+        main(argv)
+    assert (out / "results.json").read_bytes() == finished  # nothing was touched
+    main([*argv, "--resume_from_checkpoint", "true"])  # the finished fold is kept, not trained again
+    assert strict_json(out / "results.json")["folds"] == json.loads(finished)["folds"]
+    assert main([*argv, "--overwrite_output_dir", "true", "--max_steps", "3"]) == 0
+    assert strict_json(out / "results.json")["arguments"]["training"]["max_steps"] == 3
+
+
+def test_bad_arguments_stop_before_anything_is_written(data, tmp_path):
+    out = tmp_path / "run"
+    cases = {
+        "--max_eval_samples must be at least 1": ["--max_eval_samples", "0"],
+        "no model directory '/no/such/dir'": ["--model_name_or_path", "/no/such/dir"],
+        "instead of --lr_scheduler_type": ["--lr_scheduler_type", "cosine"],
+        "instead of --optim, --warmup_steps": ["--optim", "sgd", "--warmup_steps", "5"],
+        "not a complete checkpoint of this run's folds": ["--resume_from_checkpoint", str(tmp_path)],
+        r"--loss must be ce, focal, opl or add": ["--loss", "arcface"],
+    }
+    for message, extra in cases.items():
+        with pytest.raises(ValueError, match=message):
+            main(train_argv(data, out, *extra))
+        assert not out.exists(), extra
+
+
+def test_two_classes_give_strict_json_with_null_for_undefined_values(tmp_path):
+    two = write_audiofolder(tmp_path / "two", ["yes", "no"], 4, seconds=0.3)
+    out = tmp_path / "run"
+    assert main(train_argv(two, out, "--max_steps", "1", "--save_strategy", "no")) == 0
+    results = strict_json(out / "results.json")
+    # one class pair: the CV across class pairs is undefined; one fold: no standard deviation
+    assert results["folds"][0]["inter_class_cv"] is None and results["std"]["accuracy"] is None
+    assert results["mean"]["accuracy"] == results["folds"][0]["accuracy"]
+
+
+def weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def hf_add_process(*argv: str) -> subprocess.Popen:
+    """`hf-add` in its own process; every run of a comparison runs so (same threads, same arithmetic)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "hf_add.cli", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def finishes(process: subprocess.Popen) -> bool:
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    return True
+
+
+def test_killed_run_resumed_ends_with_the_weights_of_an_uninterrupted_run(data, tmp_path):
+    """SIGKILL after the second checkpoint, then --resume_from_checkpoint true: same final weights."""
+    steps = ["--max_steps", "40", "--save_strategy", "steps", "--save_steps", "1", "--learning_rate", "0.001"]
+    uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
+    assert finishes(hf_add_process(*train_argv(data, uninterrupted, *steps)))
+
+    process = hf_add_process(*train_argv(data, killed, *steps))
+    second = killed / "fold1" / "checkpoint-2" / "trainer_state.json"
+    deadline = time.monotonic() + 240
+    while not second.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    assert not (killed / "results.json").exists()
+
+    with pytest.raises(ValueError, match="already holds a run"):
+        main(train_argv(data, killed, *steps))
+    assert finishes(hf_add_process(*train_argv(data, killed, *steps, "--resume_from_checkpoint", "true")))
+    expected, resumed = weights(uninterrupted / "fold1"), weights(killed / "fold1")
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        torch.testing.assert_close(resumed[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+def usage_examples(text: str) -> list[list[str]]:
+    """The `hf-add ...` commands of a text, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [
+        shlex.split(line.strip())[1:] for line in joined.splitlines() if line.strip().startswith("hf-add ")
+    ]
+
+
+def test_the_examples_of_help_and_readme_run_as_printed(tmp_path, monkeypatch):
+    examples = usage_examples(USAGE.split("example (offline):", 1)[1])
+    assert [argv[0] for argv in examples] == ["make-dataset", "train", "evaluate"]
+    readme_example = README.read_text().split("Offline, end to end", 1)[1].split("```", 2)[1]
+    assert usage_examples(readme_example) == examples  # the README's CLI section shows the same example
+    monkeypatch.chdir(tmp_path)
+    scaled_down = {  # options appended (the last occurrence wins): fewer clips and steps, nothing else
+        "make-dataset": ["--words", "yes", "no", "up", "--clips_per_word", "24", "--num_voices", "8"],
+        "train": ["--max_steps", "2", "--save_strategy", "no", "--per_device_train_batch_size", "8", *QUICK],
+        "evaluate": [],
+    }
+    for argv in examples:
+        assert main([*argv, *scaled_down[argv[0]]]) == 0, argv
+    assert (tmp_path / "runs/ast-add/geometry.png").exists()
