@@ -5,7 +5,9 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench system-deps
+CONSTRAINTS := constraints.txt
+
+.PHONY: demo test lint bench system-deps constraints
 
 system-deps:
 	@missing=""; \
@@ -17,17 +19,25 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the version CI last passed with (refresh: `make constraints`).
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -e ".[dev]"
+	$(PYTHON) -m pip install -q -c $(CONSTRAINTS) -e ".[dev]"
 	touch $(STAMP)
+
+# After changing dependencies: install without the pins, run the tests, then write the versions that passed.
+constraints:
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade -e ".[dev]"
+	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pip list --format=freeze --exclude-editable --exclude pip --exclude setuptools > $(CONSTRAINTS)
 
 test: system-deps $(STAMP)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 demo: system-deps $(STAMP)
-	$(PYTHON) scripts/demo.py
+	$(PYTHON) -m hf_add.research.demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hf_add scripts tests

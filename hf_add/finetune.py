@@ -1,8 +1,8 @@
 """Fine-tune AST / BEATs on an audio classification dataset with ADDTrainer, over the protocol's folds.
 
-    python scripts/finetune.py --dataset esc50 --model_name_or_path MIT/ast-finetuned-audioset-10-10-0.4593 \
+    hf-add train --dataset esc50 --model_name_or_path MIT/ast-finetuned-audioset-10-10-0.4593 \
         --loss add --output_dir runs/esc50-add
-    python scripts/finetune.py config.yaml          # the same arguments from a YAML or JSON file
+    hf-add train config.yaml          # the same arguments from a YAML or JSON file
 
 Each fold's final model is saved in ``output_dir/<fold>`` with its feature extractor (so
 ``pipeline("audio-classification", model=dir)`` works); ``output_dir/results.json`` holds every fold's test
@@ -11,18 +11,20 @@ accuracy and embedding-geometry summaries, their mean and standard deviation.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import shutil
+import statistics
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
-import numpy as np
 import torch
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec, load_model_and_extractor
-from hf_add.data.features import NAMED_CONFIGS
+from hf_add.data.features import NAMED_CONFIGS, check_model_location
 from hf_add.data.presets import DatasetSpec, card_dataset, make_folds
 from hf_add.files import write_json
 from hf_add.geometry import GEOMETRY_SUMMARIES
@@ -124,6 +126,13 @@ class LossArguments:
     mixup_alpha: float = field(default=10.0, metadata={"help": "λ ~ Beta(alpha, alpha)."})
     freq_mask: int = field(default=0, metadata={"help": "SpecAugment frequency mask width (bins)."})
     time_mask: int = field(default=0, metadata={"help": "SpecAugment time mask width (frames)."})
+    samples_per_class: int | None = field(
+        default=None,
+        metadata={
+            "help": "Class-balanced training batches: batch size / K classes × K samples each, so every batch "
+            "has positive pairs (default: random batches)."
+        },
+    )
 
 
 @dataclass
@@ -140,7 +149,33 @@ class RecipeArguments:
     )
 
 
-ARGUMENT_CLASSES = (ModelArguments, DataArguments, LossArguments, RecipeArguments, TrainingArguments)
+@dataclass
+class FinetuneTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` with the rerun switch of the HF example scripts; the optimizer and schedule are
+    set by ``RecipeArguments`` (``--optimizer``, ``--warmup_epochs``, ``--lr_schedule``), so Trainer's own
+    ``--optim``, ``--lr_scheduler_type`` and ``--warmup_steps`` are refused rather than silently ignored."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start over in an output_dir that holds a run (its checkpoints and results go)."},
+    )
+
+    def __post_init__(self):
+        defaults = {field.name: field.default for field in fields(TrainingArguments)}
+        given = [
+            f"--{name}"
+            for name in ("optim", "lr_scheduler_type", "warmup_steps")
+            if getattr(self, name) != defaults[name]
+        ]
+        if given:
+            raise ValueError(
+                "hf-add train sets the optimizer and learning-rate schedule itself: use --optimizer adam|adamw, "
+                f"--warmup_epochs and --lr_schedule constant|cosine|exponential instead of {', '.join(given)}"
+            )
+        super().__post_init__()
+
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, LossArguments, RecipeArguments, FinetuneTrainingArguments)
 
 
 def build_losses(args: LossArguments):
@@ -149,6 +184,11 @@ def build_losses(args: LossArguments):
         raise ValueError(f"--loss must be ce, focal, opl or add, got {args.loss!r}")
     if args.loss in ("focal", "opl") and args.mixup > 0:
         raise ValueError(f"--loss {args.loss} needs class ids, but --mixup {args.mixup} makes soft labels")
+    if args.samples_per_class is not None and args.mixup > 0:
+        raise ValueError(
+            f"--samples_per_class draws batches by class id, but --mixup {args.mixup} makes soft labels: "
+            "use one of them"
+        )
     if len(args.add_lambdas) != 4:
         raise ValueError(f"--add_lambdas takes 4 numbers (μp σp μn σn), got {args.add_lambdas}")
     classification = FocalLoss(gamma=args.focal_gamma) if args.loss == "focal" else args.classification_loss
@@ -193,8 +233,11 @@ def _limit(dataset, n: int | None):
     return dataset if n is None or n >= len(dataset) else dataset.select(range(n))
 
 
-def run_fold(fold, spec, model_args, data_args, loss_args, recipe, training) -> dict:
-    """Train on one fold, save the final model, return its test metrics without the ``test_`` prefix."""
+def run_fold(
+    fold, spec, model_args, data_args, loss_args, recipe, training, resume: str | None = None
+) -> dict:
+    """Train on one fold (from ``resume``, a checkpoint, if given), save the final model, return its test
+    metrics without the ``test_`` prefix."""
     model, extractor, extractor_kwargs = load_model_and_extractor(
         model_args.model_name_or_path, spec, fold.id2label, model_args.ast_max_length
     )
@@ -208,9 +251,11 @@ def run_fold(fold, spec, model_args, data_args, loss_args, recipe, training) -> 
         mixup_alpha=loss_args.mixup_alpha,
         extractor_kwargs=extractor_kwargs,
     )
-    train = _limit(fold.train, data_args.max_train_samples)
-    test = _limit(fold.test, data_args.max_eval_samples)
-    validation = _limit(fold.validation, data_args.max_eval_samples) if fold.validation is not None else None
+    # Features cached once where they can be, and only the columns the collator reads (no audio decoding).
+    train = collator.prepare(_limit(fold.train, data_args.max_train_samples))
+    test = collator.prepare(_limit(fold.test, data_args.max_eval_samples))
+    validation = None if fold.validation is None else _limit(fold.validation, data_args.max_eval_samples)
+    validation = collator.prepare(validation)
     world = training.per_device_train_batch_size * training.gradient_accumulation_steps * training.world_size
     embedding_loss, classification_loss = build_losses(loss_args)
     trainer = ADDTrainer(
@@ -224,8 +269,9 @@ def run_fold(fold, spec, model_args, data_args, loss_args, recipe, training) -> 
         optimizers=build_optimizer(model, recipe, training, max(1, math.ceil(len(train) / world))),
         embedding_loss=embedding_loss,
         classification_loss=classification_loss,
+        samples_per_class=loss_args.samples_per_class,
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     metrics = trainer.evaluate(test, metric_key_prefix="test")
     metrics = {key.removeprefix("test_"): value for key, value in metrics.items()}
@@ -243,8 +289,11 @@ def run_fold(fold, spec, model_args, data_args, loss_args, recipe, training) -> 
         },
         hyperparameters={
             "optimizer": recipe.optimizer,
+            "lr_scheduler": None,  # Trainer's own schedule is not used: the recipe's is stated instead
+            "warmup": None,
             "lr_schedule": f"{recipe.warmup_epochs:g} warm-up epochs, then {recipe.lr_schedule}",
             "mixup": loss_args.mixup or None,
+            "samples_per_class": loss_args.samples_per_class,
             "specaugment": f"freq {loss_args.freq_mask}, time {loss_args.time_mask}"
             if loss_args.freq_mask or loss_args.time_mask
             else None,
@@ -254,24 +303,127 @@ def run_fold(fold, spec, model_args, data_args, loss_args, recipe, training) -> 
 
 
 def summarize(per_fold: list[dict]) -> tuple[dict, dict]:
-    """Mean and (population) standard deviation of accuracy and geometry summaries over folds."""
+    """Mean and sample standard deviation (n - 1) of accuracy and geometry summaries over folds; the std of
+    one fold, and any statistic with an undefined (null) value, is null."""
     keys = ["accuracy", *GEOMETRY_SUMMARIES]
-    values = {k: np.array([fold[k] for fold in per_fold], dtype=float) for k in keys if k in per_fold[0]}
-    return {k: float(v.mean()) for k, v in values.items()}, {k: float(v.std()) for k, v in values.items()}
+    values = {k: [fold.get(k) for fold in per_fold] for k in keys if k in per_fold[0]}
+    mean, std = {}, {}
+    for key, column in values.items():
+        defined = None not in column and all(math.isfinite(v) for v in column)
+        mean[key] = statistics.fmean(column) if defined else None
+        std[key] = statistics.stdev(column) if defined and len(column) > 1 else None
+    return mean, std
+
+
+FOLD_RESULTS = "fold_results.json"  # in a fold's directory once its model, card and test metrics are saved
+
+
+def complete_checkpoints(directory: str) -> list[str]:
+    """The fold's ``checkpoint-N`` directories that were fully written (a killed save has no trainer state),
+    oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    found = []
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if (
+            name.startswith("checkpoint-")
+            and name[11:].isdigit()
+            and os.path.isfile(os.path.join(path, "trainer_state.json"))
+        ):
+            found.append((int(name[11:]), path))
+    return [path for _, path in sorted(found)]
+
+
+def plan_reruns(
+    base_dir: str, fold_names: list[str], resume: str | None, overwrite: bool
+) -> dict[str, str | None]:
+    """Per fold: "done" (results kept), a checkpoint to resume from, or None (train from the start).
+
+    A finished or interrupted run in ``base_dir`` is never silently overwritten: without
+    ``--resume_from_checkpoint`` (``true``: each fold continues from its last complete checkpoint and finished
+    folds are kept; or one fold's ``checkpoint-N`` directory) or ``--overwrite_output_dir``, it is refused.
+    """
+    fold_dirs = {name: os.path.join(base_dir, name) for name in fold_names}
+    previous = [
+        path
+        for path in [os.path.join(base_dir, "results.json")]
+        + [os.path.join(d, FOLD_RESULTS) for d in fold_dirs.values()]
+        if os.path.isfile(path)
+    ] + [c for d in fold_dirs.values() for c in complete_checkpoints(d)]
+    if overwrite:
+        for path in previous:
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        return dict.fromkeys(fold_names)
+    if resume is None:
+        if previous:
+            raise ValueError(
+                f"{base_dir} already holds a run ({len(previous)} results/checkpoints, e.g. {previous[0]}). Pass "
+                "--resume_from_checkpoint true to continue it (finished folds are kept), or "
+                "--overwrite_output_dir true to start over."
+            )
+        return dict.fromkeys(fold_names)
+    plan = {
+        name: "done"
+        if os.path.isfile(os.path.join(d, FOLD_RESULTS))
+        else (complete_checkpoints(d) or [None])[-1]
+        for name, d in fold_dirs.items()
+    }
+    if resume.lower() in ("true", "1", "yes"):
+        return plan
+    checkpoint = os.path.abspath(resume)
+    owner = [name for name, d in fold_dirs.items() if os.path.dirname(checkpoint) == os.path.abspath(d)]
+    if not owner or not os.path.isfile(os.path.join(checkpoint, "trainer_state.json")):
+        raise ValueError(
+            f"--resume_from_checkpoint {resume} is not a complete checkpoint of this run's folds (checkpoint-N "
+            f"directories with trainer_state.json under {sorted(fold_dirs.values())}); pass one of those, or "
+            "true for each fold's last one."
+        )
+    plan[owner[0]] = checkpoint
+    return plan
 
 
 def run(model_args, data_args, loss_args, recipe, training) -> dict:
-    """Run every fold of the protocol and write ``results.json``; returns its content."""
+    """Run every fold of the protocol and write ``results.json``; returns its content.
+
+    Everything that can be checked is checked before anything is written: arguments, the model location,
+    the output directory (see ``plan_reruns``), every clip (``make_folds``).
+    """
+    for name in ("max_train_samples", "max_eval_samples"):
+        if getattr(data_args, name) is not None and getattr(data_args, name) < 1:
+            raise ValueError(
+                f"--{name} must be at least 1 (or left out for all), got {getattr(data_args, name)}"
+            )
+    build_losses(loss_args)
+    check_model_location(model_args.model_name_or_path)
     spec = data_args.spec()
+    base_dir = training.output_dir
     folds, skipped = make_folds(spec.load(), spec, data_args.cv_folds, data_args.skip_corrupt)
+    plan = plan_reruns(
+        base_dir,
+        [fold.name for fold in folds],
+        training.resume_from_checkpoint,
+        training.overwrite_output_dir,
+    )
+    if skipped:
+        write_json(skipped, os.path.join(base_dir, "skipped_clips.json"))
     if training.remove_unused_columns:
         logger.info("Setting remove_unused_columns=False: the collator reads the audio column")
         training.remove_unused_columns = False
-    base_dir, per_fold = training.output_dir, []
+    per_fold = []
     for fold in folds:
-        set_seed(training.seed)
-        fold_args = replace(training, output_dir=os.path.join(base_dir, fold.name))
-        metrics = run_fold(fold, spec, model_args, data_args, loss_args, recipe, fold_args)
+        fold_dir = os.path.join(base_dir, fold.name)
+        if plan[fold.name] == "done":
+            with open(os.path.join(fold_dir, FOLD_RESULTS)) as f:
+                metrics = json.load(f)
+            logger.info(f"{fold.name}: finished in an earlier run, results kept")
+        else:
+            set_seed(training.seed)
+            fold_args = replace(training, output_dir=fold_dir, resume_from_checkpoint=None)
+            metrics = run_fold(
+                fold, spec, model_args, data_args, loss_args, recipe, fold_args, plan[fold.name]
+            )
+            write_json(metrics, os.path.join(fold_dir, FOLD_RESULTS))
         per_fold.append({"fold": fold.name, **metrics})
         logger.info(f"{fold.name}: accuracy {metrics['accuracy']:.4f}")
     mean, std = summarize(per_fold)
@@ -286,6 +438,7 @@ def run(model_args, data_args, loss_args, recipe, training) -> dict:
             "recipe": asdict(recipe),
             "training": training.to_dict(),
         },
+        "num_skipped_clips": len(skipped),
         "skipped_clips": skipped,
         "folds": per_fold,
         "mean": mean,
@@ -297,7 +450,7 @@ def run(model_args, data_args, loss_args, recipe, training) -> dict:
 
 def parse_args(argv: list[str] | None = None, values: dict | None = None):
     """The five argument dataclasses, from ``values``, a single .yaml/.json file, or command-line flags."""
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    parser = HfArgumentParser(ARGUMENT_CLASSES, prog="hf-add train")
     argv = sys.argv[1:] if argv is None and values is None else argv
     if values is not None:
         return parser.parse_dict(values)

@@ -1,6 +1,6 @@
 """Model cards for models trained with hf-add: loss and λ, hyperparameters, accuracy, geometry, citations.
 
-The card is a ``huggingface_hub.ModelCard`` rendered from ``model_cards/add_model_card_template.md``; its
+The card is a ``huggingface_hub.ModelCard`` rendered from ``hf_add/templates/model_card.md``; its
 YAML front matter carries a ``model-index`` (task ``audio-classification``, metric ``accuracy``) so the
 Hub shows the result. Everything is read from the saved model (``config.json``, whose ``hf_add_training``
 entry ``ADDTrainer`` writes) and from what the caller passes; nothing is fetched from the network.
@@ -35,7 +35,8 @@ from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses.add import ADD_CITATION
 from hf_add.losses.registry import loss_citation, loss_tag
 
-TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "model_cards" / "add_model_card_template.md"
+# Package data (pyproject: tool.setuptools.package-data), so a wheel renders cards too.
+TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card.md"
 # Key under which ADDTrainer stores the loss configuration in the model's config.json (every checkpoint).
 CONFIG_KEY = "hf_add_training"
 LAMBDA_SYMBOLS = {

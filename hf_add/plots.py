@@ -21,26 +21,31 @@ def plot_geometry_heatmaps(
 
     Each ``geometry`` is the output of ``embedding_geometry``. Like the paper, only the first
     ``max_classes`` classes are drawn so the cells stay readable; the title carries the run name and, when
-    present in the dict, its ``accuracy``. The file is written atomically and its path returned.
+    present in the dict, its ``accuracy``. Each row (mean, CV) has one colour scale shared by all runs.
+    The file is written atomically and its path returned.
     """
     names = list(geometries)
-    figure, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 6.8), squeeze=False)
-    for column, name in enumerate(names):
-        geometry = geometries[name]
-        count = min(max_classes, len(geometry["mean_distance"]))
-        labels = (class_names or [str(i) for i in range(count)])[:count]
-        title = name if "accuracy" not in geometry else f"{name}\naccuracy {100 * geometry['accuracy']:.1f}%"
-        for row, (key, label) in enumerate([("mean_distance", "mean of d"), ("cv_distance", "CV of d")]):
-            matrix = np.asarray(geometry[key])[:count, :count]
+    count = min(max_classes, *(len(g["mean_distance"]) for g in geometries.values()))
+    labels = (class_names or [str(i) for i in range(count)])[:count]
+    quantities = [("mean_distance", "mean of d"), ("cv_distance", "CV of d")]
+    figure, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names) + 0.8, 6.8), squeeze=False)
+    for row, (key, label) in enumerate(quantities):
+        matrices = [np.asarray(geometries[name][key], dtype=float)[:count, :count] for name in names]
+        # One colour scale per row, so the runs side by side compare at a glance.
+        low, high = np.nanmin(matrices), np.nanmax(matrices)
+        for column, (name, matrix) in enumerate(zip(names, matrices, strict=True)):
+            geometry = geometries[name]
             axis = axes[row][column]
-            image = axis.imshow(matrix, cmap="viridis")
+            image = axis.imshow(matrix, cmap="viridis", vmin=low, vmax=high)
             axis.set_xticks(range(count), labels, rotation=90, fontsize=7)
             axis.set_yticks(range(count), labels, fontsize=7)
+            title = (
+                name if "accuracy" not in geometry else f"{name}\naccuracy {100 * geometry['accuracy']:.1f}%"
+            )
             axis.set_title(title if row == 0 else label, fontsize=9)
-            if row == 0:
+            if column == 0:
                 axis.set_ylabel(label)
-            figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
-    figure.tight_layout()
+        figure.colorbar(image, ax=list(axes[row]), fraction=0.046, pad=0.04)
     try:
         with atomic_write(path, "wb") as handle:
             figure.savefig(handle, format="png", dpi=120)

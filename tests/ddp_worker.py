@@ -1,21 +1,19 @@
-"""Run under torchrun with 2 CPU processes: one ADDTrainer step on per-rank batches of given sizes.
+"""Run under torchrun with 2 CPU processes (`-m tests.ddp_worker` from the repository root): one ADDTrainer
+step on per-rank batches of given sizes.
 
 argv: OUTPUT_FILE SIZES (e.g. "4,3": rank 0 gets rows 0-3, rank 1 rows 4-6). Rank 0 saves the parameters
 after one step, for ADD over the global batch and for per-rank ADD, and the loss logged at that step.
 """
 
 import sys
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import SequentialSampler
 from transformers import TrainingArguments
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny import AST_FRAMES, AST_MELS, ListDataset, random_rows, tiny_ast  # noqa: E402
-
-from hf_add import ADDLoss, ADDTrainer  # noqa: E402
+from hf_add import ADDLoss, ADDTrainer
+from tests.tiny import AST_FRAMES, AST_MELS, ListDataset, random_rows, tiny_ast
 
 
 class SequentialADDTrainer(ADDTrainer):
@@ -59,7 +57,8 @@ def main() -> None:
     results = {mode: one_step(sizes, mode) for mode in (True, False)}
     if dist.get_rank() == 0:
         torch.save(
-            {"global": results[True][0], "per_rank": results[False][0], "logged_loss": results[True][1]}, output
+            {"global": results[True][0], "per_rank": results[False][0], "logged_loss": results[True][1]},
+            output,
         )
     dist.barrier()
     dist.destroy_process_group()  # a rank that exits with the group alive aborts in gloo's destructor

@@ -7,7 +7,6 @@ import os
 
 import pytest
 from huggingface_hub import HfApi, ModelCard, RepoUrl
-from tiny import AST_FRAMES, AST_MELS, ListDataset, random_rows, tiny_ast
 from transformers import ASTFeatureExtractor, TrainingArguments
 
 from hf_add import ADDLoss, ADDTrainer, FocalLoss, OrthogonalProjectionLoss
@@ -16,6 +15,8 @@ from hf_add.losses.add import ADD_CITATION
 from hf_add.losses.focal import FOCAL_CITATION
 from hf_add.losses.opl import OPL_CITATION
 from hf_add.model_card import build_model_card, save_model_card, training_hyperparameters
+
+from .tiny import AST_FRAMES, AST_MELS, ListDataset, random_rows, tiny_ast
 
 RESULTS = {
     "accuracy": {"mean": 0.9125, "std": 0.0125, "values": [0.9, 0.925]},

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import runpy
 import shutil
 import stat
-import sys
 import wave
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import datasets
 import numpy as np
 import pytest
 
+from hf_add.cli import main as cli_main
 from hf_add.data.spoken_commands import COLUMNS, make_spoken_commands, resample
 from hf_add.files import current_umask
 
@@ -101,16 +100,14 @@ def test_refuses_to_overwrite_and_replaces_atomically(small, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["commands"]
 
 
-def test_script(tmp_path, monkeypatch, capsys):
-    script = Path(__file__).resolve().parent.parent / "scripts" / "make_spoken_commands.py"
-    argv = [str(script), "--output_dir", str(tmp_path / "out"), "--words", "up", "down"]
+def test_command_line(tmp_path, capsys):
+    argv = ["make-dataset", "--output_dir", str(tmp_path / "out"), "--words", "up", "down"]
     argv += ["--clips_per_word", "3", "--num_voices", "5", "--noise_snr_db_range", "inf", "inf"]
-    monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(script), run_name="__main__")
+    assert cli_main(argv) == 0
     assert "wrote 6 clips" in capsys.readouterr().out
     assert len(read_metadata(tmp_path / "out")) == 6
     with pytest.raises(FileExistsError):
-        runpy.run_path(str(script), run_name="__main__")
+        cli_main(argv)
 
 
 def test_resample_keeps_a_tone():

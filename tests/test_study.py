@@ -1,23 +1,12 @@
-import argparse
-
 import pytest
 
-from hf_add import study
 from hf_add.files import write_json
 from hf_add.finetune import parse_args
+from hf_add.research import study
 
 
-def recipe(tmp_path, device="cpu") -> argparse.Namespace:
-    return argparse.Namespace(
-        model="ast-tiny",
-        ast_max_length=100,
-        data_dir=str(tmp_path / "data"),
-        epochs=2,
-        learning_rate=1e-3,
-        device=device,
-        output_dir=str(tmp_path),
-        seeds=3,
-    )
+def recipe(tmp_path, device="cpu") -> study.Recipe:
+    return study.Recipe(data_dir=str(tmp_path / "data"), model="ast-tiny", epochs=2, device=device)
 
 
 def test_slug_is_an_ascii_directory_name():
@@ -49,7 +38,7 @@ def fake_results(tmp_path, row, seed, accuracy):
 def test_finished_runs_are_read_back_not_retrained(tmp_path, monkeypatch):
     monkeypatch.setattr(study.finetune, "main", lambda argv: pytest.fail("a finished run was trained again"))
     fake_results(tmp_path, "CE", 0, 0.25)
-    line = study.run_one(recipe(tmp_path), "CE", 0)
+    line = study.run_one(recipe(tmp_path), str(tmp_path), "CE", 0)
     assert line["accuracy"] == 0.25 and line["wall_seconds"] == 100.0
     assert line["model_dir"] == str(tmp_path / "ce" / "seed0" / "test")
 
@@ -60,7 +49,9 @@ def test_table_and_paired_comparison_by_hand(tmp_path):
         fake_results(tmp_path, study.BASELINE, seed, ce[seed])
         fake_results(tmp_path, study.PROPOSED, seed, add[seed])
     runs = [
-        study.run_one(recipe(tmp_path), row, s) for row in (study.BASELINE, study.PROPOSED) for s in range(3)
+        study.run_one(recipe(tmp_path), str(tmp_path), row, s)
+        for row in (study.BASELINE, study.PROPOSED)
+        for s in range(3)
     ]
     table = {line["row"]: line for line in study.summarize(runs)}
     assert table["CE"]["accuracy_mean"] == pytest.approx(0.6)
@@ -70,5 +61,5 @@ def test_table_and_paired_comparison_by_hand(tmp_path):
     assert "= +5.00 points (sample std of the differences 5.00; 2 of 3 seeds favour ADD)" in study.paired(
         runs
     )
-    markdown = study.markdown(list(table.values()), recipe(tmp_path))
+    markdown = study.markdown(list(table.values()), recipe(tmp_path), str(tmp_path), seeds=3)
     assert "| CE | 60.00 ± 10.00 |" in markdown and "hf-add train --model_name_or_path ast-tiny" in markdown

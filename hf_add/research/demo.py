@@ -6,7 +6,7 @@
 4. leaves a model directory with weights, feature extractor and model card (ready for `hf-add push`),
 5. classifies one test clip with `pipeline("audio-classification")`.
 
-    python scripts/demo.py [--output_dir demo_output] [--epochs 15]
+    python -m hf_add.research.demo [--output_dir demo_output] [--epochs 15]     # what `make demo` runs
 
 With network access the same steps take a Hub model and dataset, e.g.
 `--model_name_or_path MIT/ast-finetuned-audioset-10-10-0.4593` (see the README for `hf-add train` on ESC-50).
@@ -26,7 +26,7 @@ from hf_add.data.spoken_commands import make_spoken_commands
 from hf_add.evaluation import evaluate_model
 from hf_add.files import write_json
 from hf_add.plots import plot_geometry_heatmaps
-from hf_add.study import training_argv
+from hf_add.research.study import Recipe, training_argv
 
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
@@ -49,16 +49,10 @@ def main() -> None:
         make_spoken_commands(data_dir, words=WORDS, clips_per_word=args.clips_per_word, num_voices=40, seed=0)
 
     print(f"[2/5] fine-tuning {args.model_name_or_path} with CE + ADD (λ = 1, 1, 1, 1)", flush=True)
-    # the same recipe as the study's "ADD λ={1,1,1,1}" row (hf_add.study.training_argv)
-    recipe = argparse.Namespace(
-        model=args.model_name_or_path,
-        ast_max_length=100,
-        data_dir=data_dir,
-        epochs=args.epochs,
-        learning_rate=1e-3,
-        device="cpu",
-    )
-    results = finetune.main(training_argv(recipe, "ADD λ={1,1,1,1}", seed=0, output_dir=run_dir))
+    # the study's "ADD λ={1,1,1,1}" row; a rerun of the demo trains afresh
+    recipe = Recipe(data_dir=data_dir, model=args.model_name_or_path, epochs=args.epochs)
+    argv = training_argv(recipe, "ADD λ={1,1,1,1}", seed=0, output_dir=run_dir)
+    results = finetune.main([*argv, "--overwrite_output_dir", "true"])
     model_dir = os.path.join(run_dir, results["folds"][0]["fold"])
 
     print("[3/5] evaluating on the test voices (never seen in training)", flush=True)

@@ -6,9 +6,10 @@ for several seeds; the epoch kept is the best on validation; test accuracy and t
 the test set are recorded. Rows: CE, Focal, CE + OPL, CE + ADD with one λ term at a time, {1,0,1,0},
 {1,1,1,1}, and the soft-label form with mixup.
 
-    python scripts/study.py --output_dir runs/study        # or: hf-add study ...
+    hf-add study --output_dir runs/study
 
-Resumable: a run whose ``results.json`` exists is not trained again. Writes ``runs.csv`` (one line per
+Resumable: a run whose ``results.json`` exists is not trained again, and an interrupted run continues from
+its last checkpoint. Writes ``runs.csv`` (one line per
 run), ``results.csv`` / ``results.md`` (mean ± std per row), ``paired.md`` (CE vs ADD {1,1,1,1} per
 seed) and ``heatmaps.png`` (Figure 5-style, CE and ADD {1,1,1,1}, seed 0).
 """
@@ -20,6 +21,7 @@ import csv
 import json
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from datasets import load_dataset
@@ -69,21 +71,33 @@ def slug(row: str) -> str:
     return "-".join(words)
 
 
-def training_argv(args: argparse.Namespace, row: str, seed: int, output_dir: str) -> list[str]:
+@dataclass
+class Recipe:
+    """What every run of the study shares (the offline demo trains with the same recipe)."""
+
+    data_dir: str
+    model: str = "ast-mini"
+    ast_max_length: int = 100
+    epochs: int = 20
+    learning_rate: float = 1e-3
+    device: str = "cpu"
+
+
+def training_argv(recipe: Recipe, row: str, seed: int, output_dir: str) -> list[str]:
     """The exact ``hf-add train`` arguments of one run (also printed into results.md)."""
     return [
-        "--model_name_or_path", args.model,
-        "--ast_max_length", str(args.ast_max_length),
+        "--model_name_or_path", recipe.model,
+        "--ast_max_length", str(recipe.ast_max_length),
         "--dataset_name", "audiofolder",
-        "--data_dir", args.data_dir,
+        "--data_dir", recipe.data_dir,
         "--split_column", "partition",
         "--validation_split", "validation",
         "--test_split", "test",
         *ROWS[row],
-        "--num_train_epochs", str(args.epochs),
+        "--num_train_epochs", str(recipe.epochs),
         "--per_device_train_batch_size", "32",
         "--per_device_eval_batch_size", "64",
-        "--learning_rate", str(args.learning_rate),
+        "--learning_rate", str(recipe.learning_rate),
         "--warmup_epochs", "1",
         "--weight_decay", "0.01",
         "--eval_strategy", "epoch",
@@ -96,17 +110,18 @@ def training_argv(args: argparse.Namespace, row: str, seed: int, output_dir: str
         "--report_to", "none",
         "--logging_steps", "50",
         "--disable_tqdm", "true",
-        *DEVICE_ARGS[args.device],
+        *DEVICE_ARGS[recipe.device],
     ]  # fmt: skip
 
 
-def run_one(args: argparse.Namespace, row: str, seed: int) -> dict:
+def run_one(recipe: Recipe, study_dir: str, row: str, seed: int) -> dict:
     """Train one (row, seed) unless its results exist; return its line of runs.csv."""
-    output_dir = os.path.join(args.output_dir, slug(row), f"seed{seed}")
+    output_dir = os.path.join(study_dir, slug(row), f"seed{seed}")
     results_file = os.path.join(output_dir, "results.json")
     if not os.path.isfile(results_file):
         start = time.time()
-        results = finetune.main(training_argv(args, row, seed, output_dir))
+        argv = [*training_argv(recipe, row, seed, output_dir), "--resume_from_checkpoint", "true"]
+        results = finetune.main(argv)
         results["wall_seconds"] = time.time() - start
         write_json(results, results_file)
     with open(results_file) as f:
@@ -137,7 +152,7 @@ def summarize(runs: list[dict]) -> list[dict]:
     return table
 
 
-def markdown(table: list[dict], args: argparse.Namespace) -> str:
+def markdown(table: list[dict], recipe: Recipe, study_dir: str, seeds: int) -> str:
     lines = [
         "| row | test accuracy (%) | intra-class mean d ↓ | intra-class CV ↓ | inter-class mean d ↑ "
         "| inter-class CV (equidistance) ↓ | wall time per run (s) |",
@@ -147,12 +162,12 @@ def markdown(table: list[dict], args: argparse.Namespace) -> str:
         accuracy = f"{100 * s['accuracy_mean']:.2f} ± {100 * s['accuracy_std']:.2f}"
         cells = [f"{s[f'{m}_mean']:.3f} ± {s[f'{m}_std']:.3f}" for m in METRICS[1:]]
         lines.append(f"| {s['row']} | {accuracy} | {' | '.join(cells)} | {s['wall_seconds_per_run']:.0f} |")
-    example = " ".join(training_argv(args, PROPOSED, 0, f"{args.output_dir}/{slug(PROPOSED)}/seed0"))
+    example = " ".join(training_argv(recipe, PROPOSED, 0, f"{study_dir}/{slug(PROPOSED)}/seed0"))
     return "\n".join(
         [
             *lines,
             "",
-            f"Mean ± sample std over {args.seeds} seeds; d = 1 - cos between test-set embeddings (the input "
+            f"Mean ± sample std over {seeds} seeds; d = 1 - cos between test-set embeddings (the input "
             "of the classifier head); CV = σ/μ. Each run is one `hf-add train`, e.g.:",
             "",
             f"    hf-add train {example}",
@@ -184,22 +199,20 @@ def paired(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_heatmaps(runs: list[dict], args: argparse.Namespace) -> str | None:
+def write_heatmaps(runs: list[dict], recipe: Recipe, study_dir: str) -> str | None:
     """Figure 5-style heatmaps of the test set for CE and ADD {1,1,1,1} (seed 0 of each)."""
     chosen = {r["row"]: r for r in runs if r["seed"] == 0 and r["row"] in (BASELINE, PROPOSED)}
     if len(chosen) < 2:
         return None
-    test = load_dataset("audiofolder", data_dir=args.data_dir, split="train").filter(
+    test = load_dataset("audiofolder", data_dir=recipe.data_dir, split="train").filter(
         lambda partition: partition == "test", input_columns="partition"
     )
     geometries = {
-        row: evaluate_model(chosen[row]["model_dir"], test, batch_size=64, device=args.device)
+        row: evaluate_model(chosen[row]["model_dir"], test, batch_size=64, device=recipe.device)
         for row in chosen
     }
     names = geometries[BASELINE]["class_names"]
-    return plot_geometry_heatmaps(
-        geometries, os.path.join(args.output_dir, "heatmaps.png"), class_names=names
-    )
+    return plot_geometry_heatmaps(geometries, os.path.join(study_dir, "heatmaps.png"), class_names=names)
 
 
 def write_table(path: str, rows: list[dict]) -> None:
@@ -229,10 +242,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--device", choices=list(DEVICE_ARGS), default="cpu")
     args = parser.parse_args(argv)
-    args.data_dir = args.data_dir or os.path.join(args.output_dir, "data")
-    if not os.path.isdir(args.data_dir):
+    recipe = Recipe(
+        data_dir=args.data_dir or os.path.join(args.output_dir, "data"),
+        model=args.model,
+        ast_max_length=args.ast_max_length,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        device=args.device,
+    )
+    if not os.path.isdir(recipe.data_dir):
         make_spoken_commands(
-            args.data_dir,
+            recipe.data_dir,
             words=SPEECH_COMMANDS_WORDS,
             clips_per_word=args.clips_per_word,
             num_voices=args.num_voices,
@@ -242,7 +262,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     runs = []
     for row in args.rows:
         for seed in range(args.seeds):
-            runs.append(run_one(args, row, seed))
+            runs.append(run_one(recipe, args.output_dir, row, seed))
             print(f"{row} seed {seed}: test accuracy {100 * runs[-1]['accuracy']:.2f}%", flush=True)
     table = summarize(runs)
     write_table(
@@ -250,12 +270,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         [{k: v for k, v in r.items() if k != "model_dir"} for r in runs],
     )
     write_table(os.path.join(args.output_dir, "results.csv"), table)
-    write_text(os.path.join(args.output_dir, "results.md"), markdown(table, args))
+    write_text(
+        os.path.join(args.output_dir, "results.md"), markdown(table, recipe, args.output_dir, args.seeds)
+    )
     comparison = paired(runs)
     if comparison:
         write_text(os.path.join(args.output_dir, "paired.md"), comparison)
-    heatmaps = write_heatmaps(runs, args)
-    print(markdown(table, args))
+    heatmaps = write_heatmaps(runs, recipe, args.output_dir)
+    print(markdown(table, recipe, args.output_dir, args.seeds))
     print(comparison)
     if heatmaps:
         print(f"heatmaps: {heatmaps}")

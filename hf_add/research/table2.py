@@ -1,7 +1,7 @@
 """One cell of the paper's Table 2 (accuracy, mean ± std over seeds) with Table 1's hyperparameters.
 
-    python scripts/reproduce_table2.py --dataset esc50 --model ast --loss add --seeds 3
-    python scripts/reproduce_table2.py --dataset ks2 --model beats --loss ce \
+    hf-add reproduce --dataset esc50 --model ast --loss add --seeds 3
+    hf-add reproduce --dataset ks2 --model beats --loss ce \
         --beats_checkpoint checkpoints/beats-iter3-as2m --recipe authors --dry_run
 
 Two recipes: ``paper`` is Table 1 as printed; ``authors`` follows the YAML configs of the authors' repository
@@ -10,17 +10,17 @@ have no KS2 cells: KS2 uses mixup, whose soft labels these losses do not take, s
 (3 datasets × 2 models × 4 losses, minus 2 models × 2 losses on KS2).
 
 BEATs has no official Hub repository: convert the official checkpoint (BEATs_iter3+ AS2M) with
-``scripts/convert_beats_checkpoint.py`` and pass the directory as ``--beats_checkpoint``.
+``hf-add convert-beats`` and pass the directory as ``--beats_checkpoint``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 from transformers import HfArgumentParser
 
 from hf_add.files import write_json
@@ -189,7 +189,7 @@ def cell_configuration(args: Table2Arguments, seed: int = 0) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    (args,) = HfArgumentParser(Table2Arguments).parse_args_into_dataclasses(
+    (args,) = HfArgumentParser(Table2Arguments, prog="hf-add reproduce").parse_args_into_dataclasses(
         sys.argv[1:] if argv is None else argv
     )
     configs = [cell_configuration(args, seed) for seed in range(args.seeds)]
@@ -207,11 +207,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps({"cell": asdict(args), "table1": h, "runs": configs, "notes": notes}, indent=2))
         return {"table1": h, "runs": configs}
     if args.model == "beats" and not args.beats_checkpoint:
-        raise ValueError(
-            "--model beats needs --beats_checkpoint: a directory from scripts/convert_beats_checkpoint.py"
-        )
+        raise ValueError("--model beats needs --beats_checkpoint: a directory from hf-add convert-beats")
     accuracies = [run(*parse_args(values=config))["mean"]["accuracy"] * 100 for config in configs]
-    cell = f"{np.mean(accuracies):.2f} ± {np.std(accuracies):.2f}"
+    spread = f"{statistics.stdev(accuracies):.2f}" if len(accuracies) > 1 else "n/a"  # sample std, n - 1
+    cell = f"{statistics.fmean(accuracies):.2f} ± {spread}"
     result = {
         "cell": asdict(args),
         "recipe": args.recipe,
