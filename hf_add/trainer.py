@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
+from hf_add.balanced_dataloader import check_samples_per_class, class_balanced_train_dataloader
 from hf_add.capture import EmbeddingCapture
 from hf_add.checkpoint_reload import FromPretrainedCheckpointsMixin
 from hf_add.distributed import gather_global_batch, local_batch
@@ -59,6 +60,13 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
     the model config (``config.hf_add_training``), so it is saved with the model and every checkpoint, and
     restored on ``resume_from_checkpoint``.
 
+    ``samples_per_class=K`` makes every training batch ``batch_size / K`` classes × K samples (a class with
+    fewer than K samples is drawn with replacement), so ADD's positive-pair terms are never missing; an epoch
+    then has ``len(train_dataset) // global batch`` batches, a new order every epoch from the seed
+    (``data_seed`` or ``seed``), the same batches after a resume. Under DDP each rank gets
+    ``per_device_train_batch_size / K`` whole classes, distinct from the other ranks'. Class ids only (no
+    mixup). See ``hf_add.data.samplers``. Evaluation batches are unchanged.
+
     Example::
 
         trainer = ADDTrainer(
@@ -81,6 +89,7 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         classification_loss: str | nn.Module = "ce",
         embedding_module: str = "classifier",
         gather_embeddings: bool = True,
+        samples_per_class: int | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -98,6 +107,9 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         self.classification_loss = build_classification_loss(classification_loss)
         self.embedding_module = embedding_module
         self.gather_embeddings = gather_embeddings
+        self.samples_per_class = samples_per_class
+        if samples_per_class is not None:
+            check_samples_per_class(self, samples_per_class)
         self._capture = EmbeddingCapture(self.accelerator.unwrap_model(self.model), embedding_module)
         self._components = {"train": ComponentMeans(), "eval": ComponentMeans()}
         self._eval_batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -146,6 +158,11 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             self.embedding_module = saved["embedding_module"]
             self._capture = EmbeddingCapture(self.accelerator.unwrap_model(self.model), self.embedding_module)
         self._record_configuration()
+
+    def get_train_dataloader(self):
+        if self.samples_per_class is None:
+            return super().get_train_dataloader()
+        return class_balanced_train_dataloader(self, self.samples_per_class)
 
     # ---- the loss ----
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -14,7 +15,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny import (
+from torch.utils.data import SequentialSampler
+from transformers import TrainingArguments, Wav2Vec2Config, Wav2Vec2ForSequenceClassification
+
+from hf_add import ADDLoss, ADDTrainer, EmbeddingLoss, FocalLoss, OrthogonalProjectionLoss
+from hf_add.losses import build_loss
+
+from .tiny import (
     AST_FRAMES,
     AST_MELS,
     NUM_LABELS,
@@ -24,10 +31,8 @@ from tiny import (
     tiny_ast,
     tiny_mlp,
 )
-from torch.utils.data import SequentialSampler
-from transformers import TrainingArguments, Wav2Vec2Config, Wav2Vec2ForSequenceClassification
 
-from hf_add import ADDLoss, ADDTrainer, FocalLoss, OrthogonalProjectionLoss
+REPO_ROOT = Path(__file__).parent.parent
 
 
 class SequentialADDTrainer(ADDTrainer):
@@ -288,11 +293,12 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path, siz
         "--nproc_per_node=2",
         "--master_addr=127.0.0.1",
         f"--master_port={_free_port()}",
-        str(Path(__file__).parent / "ddp_worker.py"),
+        "-m",
+        "tests.ddp_worker",
         str(output),
         ",".join(map(str, sizes)),
     ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     distributed = torch.load(output)
 
@@ -320,3 +326,83 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class MeanCosineLoss(EmbeddingLoss):
+    """A user's own embedding loss: the mean cosine of different-class pairs (spread the classes)."""
+
+    citation = "@misc{user2026meancosine, title = {Mean cosine}, author = {A. User}, year = {2026}}"
+
+    def __init__(self, weight: float = 1.0):
+        super().__init__()
+        self.weight = self.check_weight("weight", weight)
+
+    def statistics(self, embeddings, labels, num_classes=None):
+        unit, _ = self.prepare(embeddings, labels, num_classes)
+        negatives = (labels.unsqueeze(0) != labels.unsqueeze(1)).float()
+        return {"negative_cosine": ((unit @ unit.T) * negatives).sum() / negatives.sum().clamp_min(1.0)}
+
+    def loss_from_statistics(self, stats):
+        return self.weight * stats["negative_cosine"]
+
+    def get_config_dict(self):
+        return {"weight": self.weight}
+
+
+def test_a_user_written_embedding_loss_trains_is_logged_saved_and_cited(tmp_path):
+    model, rows = tiny_ast(), ast_rows(16)
+    loss = MeanCosineLoss(weight=0.5)
+    trainer = SequentialADDTrainer(
+        model=model,
+        args=make_args(tmp_path, max_steps=2),
+        train_dataset=ListDataset(rows),
+        embedding_loss=loss,
+    )
+    batch = batch_of(rows[:8])
+    pooled = model.audio_spectrogram_transformer(batch["input_values"]).pooler_output
+    unit = F.normalize(pooled, dim=1)
+    different = batch["labels"].unsqueeze(0) != batch["labels"].unsqueeze(1)
+    expected = (
+        F.cross_entropy(model.classifier(pooled), batch["labels"]) + 0.5 * (unit @ unit.T)[different].mean()
+    )
+    torch.testing.assert_close(trainer.compute_loss(model, dict(batch)), expected)
+
+    trainer.train()
+    log = next(entry for entry in trainer.state.log_history if "loss" in entry)
+    assert np.isfinite(log["negative_cosine"]) and "embedding_loss" in log
+    trainer.save_model()
+    trainer.create_model_card()
+    card = (tmp_path / "README.md").read_text()
+    assert "MeanCosineLoss" in card and loss.citation in card and "mean-cosine-loss" in card
+    saved = json.loads((tmp_path / "config.json").read_text())["hf_add_training"]["embedding_loss"]
+    assert build_loss(saved).get_config_dict() == {"weight": 0.5}  # rebuilt by name on resume
+    with pytest.raises(ValueError, match="must be an hf_add.EmbeddingLoss"):
+        ADDTrainer(model=tiny_ast(), args=make_args(tmp_path), embedding_loss=torch.nn.MSELoss())
+
+
+def test_a_nonfinite_loss_stops_training_before_anything_is_saved(tmp_path):
+    rows = ast_rows(16)
+    rows[9]["input_values"] = torch.full_like(rows[9]["input_values"], float("nan"))  # in the 2nd batch
+    args = make_args(tmp_path, max_steps=4, logging_steps=3, save_strategy="steps", save_steps=1)
+    trainer = SequentialADDTrainer(
+        model=tiny_ast(), args=args, train_dataset=ListDataset(rows), embedding_loss=ADDLoss(validate=False)
+    )
+    with pytest.raises(
+        RuntimeError, match=r"not finite at step 2 \(.*classification_loss.*\).*learning rate"
+    ):
+        trainer.train()
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-1"]  # saved before step 2
+
+
+def test_no_positive_pair_is_warned_once(tmp_path, caplog):
+    trainer = ADDTrainer(
+        model=tiny_ast(),
+        args=make_args(tmp_path, max_steps=4, per_device_train_batch_size=1),
+        train_dataset=ListDataset(ast_rows(8)),
+        embedding_loss=ADDLoss(),
+    )
+    with caplog.at_level(logging.WARNING, logger="hf_add.trainer"):
+        trainer.train()
+    warnings = [r.message for r in caplog.records if "positive-pair terms" in r.message]
+    assert len(warnings) == 1 and "larger batch" in warnings[0]
+    assert all(entry["positive_pairs"] == 0 for entry in trainer.state.log_history if "loss" in entry)
