@@ -1,6 +1,6 @@
 """hf-add: the Angular Distance Distribution (ADD) loss for audio classification with Hugging Face."""
 
-from hf_add.geometry import embedding_geometry
+from hf_add.geometry import EmbeddingGeometry, embedding_geometry
 from hf_add.losses import ADDLoss, EmbeddingLoss, FocalLoss, OrthogonalProjectionLoss, add_statistics
 from hf_add.models.beats import BeatsConfig, BeatsFeatureExtractor, BeatsForAudioClassification, BeatsModel
 from hf_add.trainer import ADDTrainer
@@ -14,6 +14,7 @@ __all__ = [
     "BeatsFeatureExtractor",
     "BeatsForAudioClassification",
     "BeatsModel",
+    "EmbeddingGeometry",
     "EmbeddingLoss",
     "FocalLoss",
     "OrthogonalProjectionLoss",

@@ -100,10 +100,10 @@ def evaluate_model(
         "model": model_name_or_path,
         "num_samples": len(labels),
         "accuracy": (predictions == labels).float().mean().item(),
-        "geometry": {k: v for k, v in geometry.items() if isinstance(v, float)},
+        "geometry": geometry.summaries(),
         "class_names": [id2label[i] for i in range(len(id2label))],
-        "mean_distance": geometry["mean_distance"].tolist(),
-        "cv_distance": geometry["cv_distance"].tolist(),
+        "mean_distance": geometry.mean_distance.tolist(),
+        "cv_distance": geometry.cv_distance.tolist(),
     }
 
 

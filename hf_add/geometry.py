@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 # The scalar summaries of ``embedding_geometry``, in the order tables and logs show them.
@@ -14,6 +16,24 @@ GEOMETRY_SUMMARIES = (
 )
 
 
+@dataclass(frozen=True)
+class EmbeddingGeometry:
+    """The result of ``embedding_geometry``: per class-pair matrices (C, C) and their five summaries."""
+
+    mean_distance: torch.Tensor
+    cv_distance: torch.Tensor
+    pair_counts: torch.Tensor
+    intra_class_mean_distance: float
+    intra_class_cv: float
+    inter_class_mean_distance: float
+    inter_class_pair_cv: float
+    inter_class_cv: float
+
+    def summaries(self) -> dict[str, float]:
+        """The five scalar summaries by name (NaN where undefined), in GEOMETRY_SUMMARIES order."""
+        return {name: getattr(self, name) for name in GEOMETRY_SUMMARIES}
+
+
 @torch.no_grad()
 def embedding_geometry(
     embeddings: torch.Tensor,
@@ -21,7 +41,7 @@ def embedding_geometry(
     num_classes: int | None = None,
     chunk_size: int = 512,
     eps: float = 1e-6,
-) -> dict:
+) -> EmbeddingGeometry:
     """Mean and coefficient of variation of the cosine distance d = 1 - cos between classes.
 
     For every pair of classes (a, b), over the ordered pairs (i, j) with y_i = a, y_j = b and i ≠ j:
@@ -29,7 +49,7 @@ def embedding_geometry(
     mean (σ/μ). The diagonal describes each class (intra-class clustering and equidistance), the rest
     the class pairs (inter-class separation and equidistance). Cells without enough pairs are NaN.
 
-    Summaries (plain floats; NaN cells are skipped):
+    Summaries (``EmbeddingGeometry`` fields, plain floats; NaN cells are skipped):
 
     - ``intra_class_mean_distance``: mean of the diagonal of ``mean_distance`` (lower = clustered),
     - ``intra_class_cv``: mean of the diagonal of ``cv_distance`` (lower = intra-class equidistant),
@@ -49,7 +69,7 @@ def embedding_geometry(
     Example::
 
         >>> geometry = embedding_geometry(torch.randn(100, 16), torch.arange(100) % 5)
-        >>> geometry["mean_distance"].shape
+        >>> geometry.mean_distance.shape
         torch.Size([5, 5])
     """
     if embeddings.dim() != 2 or labels.dim() != 1 or labels.shape[0] != embeddings.shape[0]:
@@ -91,18 +111,18 @@ def embedding_geometry(
     upper = torch.triu(torch.ones_like(mean, dtype=torch.bool), diagonal=1)
     inter_means = mean[upper]
     inter_means = inter_means[~inter_means.isnan()]
-    return {
-        "mean_distance": mean.float().cpu(),
-        "cv_distance": cv.float().cpu(),
-        "pair_counts": counts.long().cpu(),
-        "intra_class_mean_distance": _nanmean(mean.diagonal()),
-        "intra_class_cv": _nanmean(cv.diagonal()),
-        "inter_class_mean_distance": _nanmean(inter_means),
-        "inter_class_pair_cv": _nanmean(cv[upper]),
-        "inter_class_cv": float(inter_means.std() / inter_means.mean())
+    return EmbeddingGeometry(
+        mean_distance=mean.float().cpu(),
+        cv_distance=cv.float().cpu(),
+        pair_counts=counts.long().cpu(),
+        intra_class_mean_distance=_nanmean(mean.diagonal()),
+        intra_class_cv=_nanmean(cv.diagonal()),
+        inter_class_mean_distance=_nanmean(inter_means),
+        inter_class_pair_cv=_nanmean(cv[upper]),
+        inter_class_cv=float(inter_means.std() / inter_means.mean())
         if inter_means.numel() > 1
         else float("nan"),
-    }
+    )
 
 
 def _nanmean(values: torch.Tensor) -> float:

@@ -14,7 +14,7 @@ from hf_add.balanced_dataloader import check_samples_per_class, class_balanced_t
 from hf_add.capture import EmbeddingCapture
 from hf_add.checkpoint_reload import FromPretrainedCheckpointsMixin
 from hf_add.distributed import gather_global_batch, local_batch
-from hf_add.geometry import GEOMETRY_SUMMARIES, embedding_geometry
+from hf_add.geometry import embedding_geometry
 from hf_add.losses import EmbeddingLoss, build_classification_loss, build_loss, describe_loss
 from hf_add.model_card import CONFIG_KEY, results_from_log_history, save_model_card, training_hyperparameters
 
@@ -306,7 +306,7 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         metrics = {f"{prefix}_accuracy": (predictions == labels).float().mean().item()}
         num_classes = getattr(getattr(self.model, "config", None), "num_labels", None)
         geometry = embedding_geometry(embeddings, labels, num_classes=num_classes)
-        metrics.update({f"{prefix}_{name}": geometry[name] for name in GEOMETRY_SUMMARIES})
+        metrics.update({f"{prefix}_{name}": value for name, value in geometry.summaries().items()})
         return metrics
 
     # ---- model card ----

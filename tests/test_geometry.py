@@ -24,14 +24,14 @@ def test_two_classes_by_hand():
     inter_cv = math.sqrt(7 / 12) / (5 / 4)
     expected_mean = torch.tensor([[1 - R, 5 / 4], [5 / 4, 1.0]])
     expected_cv = torch.tensor([[0.0, inter_cv], [inter_cv, 0.0]])
-    torch.testing.assert_close(geometry["mean_distance"], expected_mean)
-    torch.testing.assert_close(geometry["cv_distance"], expected_cv, rtol=1e-5, atol=1e-6)
-    assert geometry["pair_counts"].tolist() == [[2, 4], [4, 2]]
-    assert geometry["intra_class_mean_distance"] == pytest.approx((1 - R + 1) / 2, rel=1e-6)
-    assert geometry["intra_class_cv"] == pytest.approx(0.0, abs=1e-6)
-    assert geometry["inter_class_mean_distance"] == pytest.approx(5 / 4, rel=1e-6)
-    assert geometry["inter_class_pair_cv"] == pytest.approx(inter_cv, rel=1e-5)
-    assert math.isnan(geometry["inter_class_cv"])  # one class pair: no spread of means
+    torch.testing.assert_close(geometry.mean_distance, expected_mean)
+    torch.testing.assert_close(geometry.cv_distance, expected_cv, rtol=1e-5, atol=1e-6)
+    assert geometry.pair_counts.tolist() == [[2, 4], [4, 2]]
+    assert geometry.intra_class_mean_distance == pytest.approx((1 - R + 1) / 2, rel=1e-6)
+    assert geometry.intra_class_cv == pytest.approx(0.0, abs=1e-6)
+    assert geometry.inter_class_mean_distance == pytest.approx(5 / 4, rel=1e-6)
+    assert geometry.inter_class_pair_cv == pytest.approx(inter_cv, rel=1e-5)
+    assert math.isnan(geometry.inter_class_cv)  # one class pair: no spread of means
 
 
 def test_single_sample_classes_give_nan_cells_but_finite_summaries():
@@ -44,14 +44,14 @@ def test_single_sample_classes_give_nan_cells_but_finite_summaries():
     # (1,2) has one pair: NaN, skipped.
     cv01 = 0.5 / (1 - a)
     cv02 = (1 - R) / math.sqrt(2) / (3 / 2 + a)
-    mean = geometry["mean_distance"]
+    mean = geometry.mean_distance
     assert math.isnan(mean[1, 1]) and math.isnan(mean[2, 2])
-    assert torch.isnan(geometry["cv_distance"].diagonal()[1:]).all()
-    assert geometry["intra_class_mean_distance"] == pytest.approx(1 - R, rel=1e-6)
-    assert geometry["intra_class_cv"] == pytest.approx(0.0, abs=1e-6)
-    assert geometry["inter_class_mean_distance"] == pytest.approx(7 / 6, rel=1e-6)
-    assert geometry["inter_class_pair_cv"] == pytest.approx((cv01 + cv02) / 2, rel=1e-5)
-    assert geometry["inter_class_cv"] == pytest.approx(math.sqrt((5 / 12 + a) / 2) / (7 / 6), rel=1e-5)
+    assert torch.isnan(geometry.cv_distance.diagonal()[1:]).all()
+    assert geometry.intra_class_mean_distance == pytest.approx(1 - R, rel=1e-6)
+    assert geometry.intra_class_cv == pytest.approx(0.0, abs=1e-6)
+    assert geometry.inter_class_mean_distance == pytest.approx(7 / 6, rel=1e-6)
+    assert geometry.inter_class_pair_cv == pytest.approx((cv01 + cv02) / 2, rel=1e-5)
+    assert geometry.inter_class_cv == pytest.approx(math.sqrt((5 / 12 + a) / 2) / (7 / 6), rel=1e-5)
 
 
 def test_chunked_equals_unchunked():
@@ -60,11 +60,12 @@ def test_chunked_equals_unchunked():
     labels = torch.randint(0, 4, (23,), generator=generator)
     whole = embedding_geometry(z, labels, chunk_size=512)
     chunked = embedding_geometry(z, labels, chunk_size=3)
-    for name, value in whole.items():
-        if isinstance(value, torch.Tensor):
-            torch.testing.assert_close(chunked[name], value, rtol=1e-6, atol=1e-7, equal_nan=True)
-        else:
-            assert chunked[name] == pytest.approx(value, rel=1e-6, nan_ok=True), name
+    for name in ("mean_distance", "cv_distance", "pair_counts"):
+        torch.testing.assert_close(
+            getattr(chunked, name), getattr(whole, name), rtol=1e-6, atol=1e-7, equal_nan=True
+        )
+    for name, value in whole.summaries().items():
+        assert getattr(chunked, name) == pytest.approx(value, rel=1e-6, nan_ok=True), name
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss, add_statistics
+from hf_add.losses.normalization import row_maxima
+from hf_add.losses.validation import check_shapes, check_values
 
 HARD_KEYS = ("mu_p", "sigma_p", "mu_n", "sigma_n", "num_positive_pairs", "num_negative_pairs")
 
@@ -393,3 +395,26 @@ def test_second_derivative_says_first_derivatives_only():
     loss = ADDLoss()(z, torch.tensor([0, 0, 1, 1, 2, 2]))
     with pytest.raises(RuntimeError, match="first derivative only"):
         torch.autograd.grad(loss, z, create_graph=True)
+
+
+@pytest.mark.parametrize(
+    ("embeddings", "labels", "kwargs"),
+    [
+        (torch.tensor([[0.0, math.nan]] * 2), torch.tensor([0, 1]), {}),
+        (torch.tensor([[0.0, math.inf]] * 2), torch.tensor([0, 1]), {}),
+        (torch.randn(2, 3), torch.tensor([0, 5]), {"num_classes": 5}),
+        (torch.randn(2, 3), torch.tensor([[1.2, -0.2], [0.5, 0.5]]), {}),
+        (torch.randn(2, 3), torch.tensor([[0.0, 0.0], [0.5, 0.5]]), {}),
+    ],
+    ids=["nan", "inf", "out-of-range", "negative-soft", "zero-row"],
+)
+def test_device_side_assertion_fires_on_the_values_the_cpu_names(embeddings, labels, kwargs):
+    """The accelerator path (one torch._assert_async, no host sync), run on the CPU where it raises at once."""
+    soft = check_shapes(embeddings, labels, kwargs.get("num_classes"))
+    maxima = row_maxima(embeddings)
+    with pytest.raises(RuntimeError, match="invalid loss input, one of: .*Run the batch on the CPU"):
+        check_values(maxima, labels, soft, kwargs.get("num_classes"), read_on_host=False)
+    with pytest.raises(ValueError, match="invalid loss input"):
+        check_values(maxima, labels, soft, kwargs.get("num_classes"), read_on_host=True)
+    good = torch.randn(2, 3)
+    check_values(row_maxima(good), torch.tensor([0, 1]), False, 2, read_on_host=False)  # passes silently

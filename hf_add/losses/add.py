@@ -7,9 +7,9 @@ import operator
 
 import torch
 
-from hf_add.losses.base import EmbeddingLoss, unit_rows
+from hf_add.losses.base import EmbeddingLoss
+from hf_add.losses.normalization import checked_float_embeddings
 from hf_add.losses.pair_moments import PairMoments
-from hf_add.losses.validation import check_embeddings_and_labels
 
 ADD_CITATION = """@inproceedings{almudevar2025add,
   title     = {Angular Distance Distribution Loss for Audio Classification},
@@ -49,15 +49,16 @@ def add_statistics(
         >>> sorted(stats)
         ['mu_n', 'mu_p', 'num_negative_pairs', 'num_positive_pairs', 'sigma_n', 'sigma_p']
     """
-    soft = check_embeddings_and_labels(embeddings, labels, num_classes=num_classes, validate=validate)
     with torch.autocast(device_type=embeddings.device.type, enabled=False):
-        unit = unit_rows(embeddings, eps)
+        z, maxima, soft = checked_float_embeddings(embeddings, labels, num_classes, validate)
         if soft:
-            y = labels.to(unit.dtype)
+            y = labels.to(z.dtype)
             unit_labels = y / torch.linalg.vector_norm(y, dim=1, keepdim=True)
-            mean1, std1, mean2, _, count1, count2 = PairMoments.apply(unit, None, unit_labels, False)
+            mean1, std1, mean2, _, count1, count2 = PairMoments.apply(
+                z, maxima, None, unit_labels, False, eps
+            )
             return {"mu": mean2, "sigma_p": std1, "num_positive_pairs": count1, "num_pairs": count2}
-        mean1, std1, mean2, std2, count1, count2 = PairMoments.apply(unit, labels, None, True)
+        mean1, std1, mean2, std2, count1, count2 = PairMoments.apply(z, maxima, labels, None, True, eps)
     return {
         "mu_p": mean1,
         "sigma_p": std1,

@@ -10,13 +10,13 @@ saved configuration can be rebuilt by name. ``ADDTrainer`` logs every statistic,
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from hf_add.losses.validation import check_embeddings_and_labels, check_weight
+from hf_add.losses.normalization import normalized_inputs
+from hf_add.losses.validation import check_weight
 
 
 class EmbeddingLoss(nn.Module):
@@ -67,10 +67,7 @@ class EmbeddingLoss(nn.Module):
         self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
     ) -> tuple[torch.Tensor, bool]:
         """Checked inputs: (unit-norm embeddings in float32 or float64, True for soft labels)."""
-        soft = check_embeddings_and_labels(
-            embeddings, labels, num_classes=num_classes, validate=self.validate
-        )
-        return unit_rows(embeddings, self.eps), soft
+        return normalized_inputs(embeddings, labels, num_classes, self.eps, self.validate)
 
     def statistics(
         self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
@@ -91,16 +88,3 @@ class EmbeddingLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.get_config_dict().items())
-
-
-def unit_rows(embeddings: torch.Tensor, eps: float) -> torch.Tensor:
-    """ẑ = z / max(‖z‖, ε) in float32 (float64 stays float64), safe for any scale of z.
-
-    Each row is first divided by its largest magnitude, so ‖z‖ neither overflows (z ~ 1e20 in float32)
-    nor underflows; the result depends on the direction of z only, as ADD does. The scale is detached:
-    the normalisation is invariant to it, so the gradient is exact. ε only meets an all-zero row.
-    """
-    z = embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))
-    scale = torch.linalg.vector_norm(z.detach(), ord=math.inf, dim=1, keepdim=True)
-    scaled = z / torch.where(scale > 0, scale, 1.0)  # an all-zero row stays 0, with a finite gradient
-    return scaled / torch.linalg.vector_norm(scaled, dim=1, keepdim=True).clamp_min(eps)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from hf_add.losses.normalization import scale_safe_unit
+
 # Two soft label vectors whose cosine distance is below this are "the same class" (paper §3.4).
 SOFT_POSITIVE_THRESHOLD = 1e-3
 
@@ -78,8 +80,10 @@ def _moments(values: torch.Tensor, weights: torch.Tensor, with_std: bool):
 class PairMoments(torch.autograd.Function):
     """(mean₁, std₁, mean₂, std₂, count₁, count₂) of the two pair sets of a batch.
 
-    Inputs: ``unit`` (B, k) unit-norm embeddings (float32 or float64); ``class_ids`` (B,) or ``unit_labels``
-    (B, C) unit-norm label vectors of the same dtype. ``std2`` is only computed when ``need_std2``.
+    Inputs: ``embeddings`` z (B, k), float32 or float64, with their ``row_maxima`` (see
+    ``normalization.scale_safe_unit``: the function normalises them itself, so that autograd records one
+    node instead of four, and differentiates through the normalisation by hand); ``class_ids`` (B,) or
+    ``unit_labels`` (B, C) unit-norm label vectors of z's dtype. ``std2`` is only computed when ``need_std2``.
 
     Per-pair values: set 1 (positives, both forms) d² = (1 - g)²; set 2, hard form, (1 - d)² = g²
     (eq. 2), soft form (d^y - d)² = (g - g^y)² (eq. 7). Set sums are dot products with 0/1 weight
@@ -88,7 +92,8 @@ class PairMoments(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, unit, class_ids, unit_labels, need_std2: bool):
+    def forward(ctx, embeddings, row_maxima, class_ids, unit_labels, need_std2: bool, eps: float):
+        unit, scales, norms = scale_safe_unit(embeddings, row_maxima, eps)
         gram, scratch = _symmetric_gram(unit)
         gram_labels = None if unit_labels is None else _symmetric_gram(unit_labels)[0]
         weights1, weights2 = _set_weights(gram_labels, class_ids, unit.shape[0], gram.dtype, gram.device)
@@ -102,7 +107,18 @@ class PairMoments(torch.autograd.Function):
             values.mul_(values)
         count2, mean2, std2, *divisors2 = _moments(values, weights2, with_std=need_std2)
         ctx.save_for_backward(
-            unit, gram, class_ids, unit_labels, mean1, std1, *divisors1, mean2, std2, *divisors2
+            unit,
+            scales,
+            norms,
+            gram,
+            class_ids,
+            unit_labels,
+            mean1,
+            std1,
+            *divisors1,
+            mean2,
+            std2,
+            *divisors2,
         )
         ctx.mark_non_differentiable(count1, count2)
         return mean1, std1, mean2, std2, count1, count2
@@ -115,7 +131,7 @@ class PairMoments(torch.autograd.Function):
                 "(backward or autograd.grad with create_graph=True, e.g. for a gradient penalty) is not "
                 "supported. Take the second-order term from a loss without ADD, or detach the ADD loss there."
             )
-        unit, gram, class_ids, unit_labels, *moments = ctx.saved_tensors
+        unit, scales, norms, gram, class_ids, unit_labels, *moments = ctx.saved_tensors
         gram_labels = None if unit_labels is None else _symmetric_gram(unit_labels)[0]
         weights1, weights2 = _set_weights(gram_labels, class_ids, unit.shape[0], gram.dtype, gram.device)
         # d mean / d v = 1/n ; d std / d v = (v - mean) / ((n - 1) std), on the set, 0 where undefined.
@@ -133,7 +149,12 @@ class PairMoments(torch.autograd.Function):
         # grad_gram = 2 · half_grad_gram is symmetric, and d(gram)/d(unit) contributes it twice: 4 · half @ unit
         # (addmm with beta = 0 ignores its first argument: one op instead of a matmul and a scaling).
         half_grad_gram = half_grad_gram.view_as(gram)
-        return torch.addmm(unit, half_grad_gram, unit, beta=0.0, alpha=4.0), None, None, None
+        grad_unit = torch.addmm(unit, half_grad_gram, unit, beta=0.0, alpha=4.0)
+        # Through ẑ = (z / scale) / norm: the part of grad_unit orthogonal to ẑ, divided by norm and scale
+        # (when the norm is floored at ε, ẑ = 0 and the projection is the identity, as it should be).
+        radial = (grad_unit * unit).sum(dim=1, keepdim=True)
+        grad_embeddings = grad_unit.sub_(unit * radial).div_(norms).div_(scales)
+        return grad_embeddings, None, None, None, None, None
 
 
 def _linear_coefficients(g_mean, g_std, mean, std, divisor, variance_divisor):
