@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 USAGE = """usage: hf-add <command> [options]     (hf-add <command> --help for a command's options)
@@ -67,10 +68,12 @@ def evaluate_main(argv: list[str]) -> None:
         parser.error("--fold_column and --fold go together")
 
     from hf_add.data import decode_and_check
+    from hf_add.data.features import check_model_location
     from hf_add.evaluation import evaluate_model
     from hf_add.files import write_json
     from hf_add.plots import plot_geometry_heatmaps
 
+    check_model_location(args.model)
     dataset = load_evaluation_split(args)
     dataset, skipped = decode_and_check(dataset, args.split, args.audio_column, args.skip_corrupt)
     if len(dataset) == 0:
@@ -203,5 +206,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# What a user's input can cause: said in one line, not a traceback (HF_ADD_TRACEBACK=1 shows it).
+USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError)
+
+
+def console_main() -> int:
+    """The ``hf-add`` executable: ``main`` with a user's mistakes reported as one ``error:`` line, exit 2."""
+    try:
+        return main()
+    except USER_ERRORS as error:
+        if os.environ.get("HF_ADD_TRACEBACK"):
+            raise
+        command = f"hf-add {sys.argv[1]}" if len(sys.argv) > 1 else "hf-add"
+        print(f"{command}: error: {error}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 class ModelArguments:
     model_name_or_path: str = field(
         metadata={
-            "help": "Hub id or local directory of an AST / BEATs checkpoint, or ast-tiny|ast-small|ast-base "
+            "help": "Hub id or local directory of an AST / BEATs checkpoint, or ast-tiny|ast-mini|ast-small|ast-base "
             "to train an AST from scratch. The model type is read from the checkpoint's config."
         }
     )
@@ -81,7 +81,11 @@ class DataArguments:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     skip_corrupt: bool = field(
-        default=False, metadata={"help": "Skip (and count) clips that cannot be decoded."}
+        default=False,
+        metadata={
+            "help": "Skip unusable clips (undecodable, empty, NaN/inf, shorter than 25 ms) and list them in "
+            "results.json and skipped_clips.json, instead of stopping."
+        },
     )
 
     def spec(self) -> DatasetSpec:
@@ -158,6 +162,13 @@ class FinetuneTrainingArguments(TrainingArguments):
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Start over in an output_dir that holds a run (its checkpoints and results go)."},
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue the run in output_dir: true (finished folds kept, the others from their last "
+            "complete checkpoint) or one fold's checkpoint-N directory. Its arguments must be the same."
+        },
     )
 
     def __post_init__(self):
@@ -383,6 +394,41 @@ def plan_reruns(
     return plan
 
 
+RUN_ARGUMENTS = "arguments.json"  # written before training; a resumed run must have the same
+NOT_COMPARED = {"resume_from_checkpoint", "overwrite_output_dir"}
+
+
+def run_arguments(model_args, data_args, loss_args, recipe, training) -> dict:
+    return {
+        "model": asdict(model_args),
+        "data": asdict(data_args),
+        "loss": asdict(loss_args),
+        "recipe": asdict(recipe),
+        "training": training.to_dict(),
+    }
+
+
+def check_same_arguments(path: str, arguments: dict) -> None:
+    """A resumed run continues the one that was started: refuse other arguments, naming them."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    current = json.loads(json.dumps(arguments, default=str))  # as written (strict JSON, NaN -> null)
+    changed = [
+        f"--{key}: {saved[section].get(key)!r} then, {value!r} now"
+        for section, values in current.items()
+        for key, value in values.items()
+        if key not in NOT_COMPARED and saved.get(section, {}).get(key) != value
+    ]
+    if changed:
+        raise ValueError(
+            f"--resume_from_checkpoint continues the run in {os.path.dirname(path)}, which was started with other "
+            f"arguments ({'; '.join(changed[:8])}). Resume with the same arguments, or start over with "
+            "--overwrite_output_dir true."
+        )
+
+
 def run(model_args, data_args, loss_args, recipe, training) -> dict:
     """Run every fold of the protocol and write ``results.json``; returns its content.
 
@@ -405,6 +451,20 @@ def run(model_args, data_args, loss_args, recipe, training) -> dict:
         training.resume_from_checkpoint,
         training.overwrite_output_dir,
     )
+    if training.load_best_model_at_end and any(fold.validation is None for fold in folds):
+        raise ValueError(
+            "--load_best_model_at_end would choose the model on the test split: this protocol has no validation "
+            "split. Give one (--validation_split), or leave --load_best_model_at_end out."
+        )
+    if str(training.eval_strategy) in ("no", "IntervalStrategy.NO") and folds[0].validation is not None:
+        logger.warning(
+            f"The validation split {spec.validation_split!r} is not used: pass --eval_strategy epoch (or steps) "
+            "to evaluate on it during training."
+        )
+    arguments = run_arguments(model_args, data_args, loss_args, recipe, training)
+    if training.resume_from_checkpoint and not training.overwrite_output_dir:
+        check_same_arguments(os.path.join(base_dir, RUN_ARGUMENTS), arguments)
+    write_json(arguments, os.path.join(base_dir, RUN_ARGUMENTS))
     if skipped:
         write_json(skipped, os.path.join(base_dir, "skipped_clips.json"))
     if training.remove_unused_columns:
@@ -431,13 +491,8 @@ def run(model_args, data_args, loss_args, recipe, training) -> dict:
         "recipe": recipe.recipe,
         "dataset": asdict(spec),
         "test_set": spec.test_set,
-        "arguments": {
-            "model": asdict(model_args),
-            "data": asdict(data_args),
-            "loss": asdict(loss_args),
-            "recipe": asdict(recipe),
-            "training": training.to_dict(),
-        },
+        "class_names": list(folds[0].id2label.values()),
+        "arguments": arguments,
         "num_skipped_clips": len(skipped),
         "skipped_clips": skipped,
         "folds": per_fold,

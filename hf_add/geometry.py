@@ -47,7 +47,8 @@ def embedding_geometry(
     For every pair of classes (a, b), over the ordered pairs (i, j) with y_i = a, y_j = b and i ≠ j:
     ``mean_distance[a, b]`` is the mean of d and ``cv_distance[a, b]`` its sample std divided by that
     mean (σ/μ). The diagonal describes each class (intra-class clustering and equidistance), the rest
-    the class pairs (inter-class separation and equidistance). Cells without enough pairs are NaN.
+    the class pairs (inter-class separation and equidistance). Cells without enough pairs are NaN: a mean
+    needs one pair, a CV two distinct distances (so a class of two samples has no intra-class CV).
 
     Summaries (``EmbeddingGeometry`` fields, plain floats; NaN cells are skipped):
 
@@ -106,7 +107,9 @@ def embedding_geometry(
     variance = (squares - counts * mean.square()) / (counts - 1.0)
     std = variance.clamp_min(0.0).sqrt()
     mean = torch.where(counts > 0, mean, torch.nan)
-    cv = torch.where((counts > 1) & (mean > 0), std / mean, torch.nan)
+    # A CV needs two distinct distances: two ordered pairs on the diagonal are one pair of samples, twice.
+    distinct = counts / (1.0 + torch.eye(num_classes, dtype=counts.dtype, device=counts.device))
+    cv = torch.where((distinct > 1) & (mean > 0), std / mean, torch.nan)
 
     upper = torch.triu(torch.ones_like(mean, dtype=torch.bool), diagonal=1)
     inter_means = mean[upper]

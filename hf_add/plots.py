@@ -48,7 +48,7 @@ def plot_geometry_heatmaps(
         figure.colorbar(image, ax=list(axes[row]), fraction=0.046, pad=0.04)
     try:
         with atomic_write(path, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=120)
+            figure.savefig(handle, format="png", dpi=120, bbox_inches="tight")
     finally:
         plt.close(figure)
     return path

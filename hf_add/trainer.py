@@ -276,9 +276,11 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         self._warned_no_positive_pairs = True
         logger.warning(
             f"No training batch of the last logging window held two samples of one class, so the positive-pair "
-            f"terms of {type(self.embedding_loss).__name__} (e.g. ADD's μp, σp) were 0 on every step and only "
-            f"its negative-pair terms trained (per-device batch size {self.args.per_device_train_batch_size}). "
-            "Use a larger batch, or batches that hold several samples per class."
+            f"terms of {type(self.embedding_loss).__name__} (e.g. ADD's μp, σp) were 0 on every step (with one "
+            "sample per batch there are no pairs at all: the embedding loss is 0 and training is the "
+            f"classification loss alone; per-device batch size {self.args.per_device_train_batch_size}). Use a "
+            "larger batch, or class-balanced batches: ADDTrainer(samples_per_class=K), hf-add train "
+            "--samples_per_class K."
         )
 
     def evaluation_loop(

@@ -45,6 +45,7 @@ class DataTrainingArguments:
     label_column_name: str = "label"
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+    skip_corrupt: bool = field(default=False, metadata={"help": "Skip (and list) unusable clips."})
     freq_mask: int = field(default=0, metadata={"help": "SpecAugment frequency mask width, training only."})
     time_mask: int = field(default=0, metadata={"help": "SpecAugment time mask width, training only."})
 
@@ -75,10 +76,13 @@ def prepare(
         dataset = dataset.select(range(min(limit, len(dataset))))
     feature = dataset.features[data_args.label_column_name]
     to_name = feature.int2str if isinstance(feature, ClassLabel) else str
+    unknown = sorted({to_name(label) for label in dataset[data_args.label_column_name]} - label2id.keys())
+    if unknown:
+        raise ValueError(f"the {split} split has labels {unknown} that the train split does not have")
     dataset = dataset.map(
         lambda label: {"labels": label2id[to_name(label)]}, input_columns=data_args.label_column_name
     )
-    dataset, _ = decode_and_check(dataset, split, data_args.audio_column_name)
+    dataset, _ = decode_and_check(dataset, split, data_args.audio_column_name, data_args.skip_corrupt)
     return dataset
 
 

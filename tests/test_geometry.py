@@ -17,18 +17,18 @@ R = 1 / math.sqrt(2)
 
 def test_two_classes_by_hand():
     geometry = embedding_geometry(FOUR_POINTS, torch.tensor([0, 0, 1, 1]))
-    # Within class 0: the ordered pairs (0,1), (1,0) both have d = 1 - 1/√2, so CV 0; class 1: d23 = 1.
+    # Within class 0: the ordered pairs (0,1), (1,0) are one distance, d = 1 - 1/√2, so no CV; class 1: d23 = 1.
     # Between the classes: d02 = 1, d03 = 2, d12 = 1 - 1/√2, d13 = 1 + 1/√2, mean 5/4; deviations
     # -1/4, 3/4, -1/4 - 1/√2, -1/4 + 1/√2, squares summing to 1/16 + 9/16 + 1/16 + 1/16 + 1/2 + 1/2 = 7/4,
     # sample variance 7/12.
     inter_cv = math.sqrt(7 / 12) / (5 / 4)
     expected_mean = torch.tensor([[1 - R, 5 / 4], [5 / 4, 1.0]])
-    expected_cv = torch.tensor([[0.0, inter_cv], [inter_cv, 0.0]])
+    expected_cv = torch.tensor([[math.nan, inter_cv], [inter_cv, math.nan]])
     torch.testing.assert_close(geometry.mean_distance, expected_mean)
-    torch.testing.assert_close(geometry.cv_distance, expected_cv, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(geometry.cv_distance, expected_cv, rtol=1e-5, atol=1e-6, equal_nan=True)
     assert geometry.pair_counts.tolist() == [[2, 4], [4, 2]]
     assert geometry.intra_class_mean_distance == pytest.approx((1 - R + 1) / 2, rel=1e-6)
-    assert geometry.intra_class_cv == pytest.approx(0.0, abs=1e-6)
+    assert math.isnan(geometry.intra_class_cv)  # no class has two distinct intra-class distances
     assert geometry.inter_class_mean_distance == pytest.approx(5 / 4, rel=1e-6)
     assert geometry.inter_class_pair_cv == pytest.approx(inter_cv, rel=1e-5)
     assert math.isnan(geometry.inter_class_cv)  # one class pair: no spread of means
@@ -46,9 +46,9 @@ def test_single_sample_classes_give_nan_cells_but_finite_summaries():
     cv02 = (1 - R) / math.sqrt(2) / (3 / 2 + a)
     mean = geometry.mean_distance
     assert math.isnan(mean[1, 1]) and math.isnan(mean[2, 2])
-    assert torch.isnan(geometry.cv_distance.diagonal()[1:]).all()
+    assert torch.isnan(geometry.cv_distance.diagonal()).all()
     assert geometry.intra_class_mean_distance == pytest.approx(1 - R, rel=1e-6)
-    assert geometry.intra_class_cv == pytest.approx(0.0, abs=1e-6)
+    assert math.isnan(geometry.intra_class_cv)
     assert geometry.inter_class_mean_distance == pytest.approx(7 / 6, rel=1e-6)
     assert geometry.inter_class_pair_cv == pytest.approx((cv01 + cv02) / 2, rel=1e-5)
     assert geometry.inter_class_cv == pytest.approx(math.sqrt((5 / 12 + a) / 2) / (7 / 6), rel=1e-5)
@@ -81,3 +81,12 @@ def test_chunked_equals_unchunked():
 def test_geometry_rejects_bad_input(labels, kwargs, message):
     with pytest.raises(ValueError, match=message):
         embedding_geometry(FOUR_POINTS, labels, **kwargs)
+
+
+def test_intra_class_cv_of_a_class_of_three_by_hand():
+    """Three samples of one class: distances d01 = 1 - 1/√2, d02 = 1, d12 = 1 - 1/√2, each twice (ordered)."""
+    geometry = embedding_geometry(FOUR_POINTS, torch.tensor([0, 0, 0, 1]))
+    values = torch.tensor([1 - R, 1.0, 1 - R] * 2, dtype=torch.float64)
+    expected = (values.std() / values.mean()).item()
+    assert geometry.cv_distance[0, 0].item() == pytest.approx(expected, rel=1e-5)
+    assert geometry.intra_class_cv == pytest.approx(expected, rel=1e-5)  # class 1 (one sample) is skipped

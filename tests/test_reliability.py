@@ -56,6 +56,9 @@ def test_rerun_into_a_finished_run_is_refused_then_kept_or_overwritten(data, tmp
     assert (out / "results.json").read_bytes() == finished  # nothing was touched
     main([*argv, "--resume_from_checkpoint", "true"])  # the finished fold is kept, not trained again
     assert strict_json(out / "results.json")["folds"] == json.loads(finished)["folds"]
+    with pytest.raises(ValueError, match=r"started with other arguments \(--loss: 'add' then, 'ce' now"):
+        main([*argv, "--resume_from_checkpoint", "true", "--loss", "ce"])
+    assert strict_json(out / "results.json")["arguments"]["loss"]["loss"] == "add"
     assert main([*argv, "--overwrite_output_dir", "true", "--max_steps", "3"]) == 0
     assert strict_json(out / "results.json")["arguments"]["training"]["max_steps"] == 3
 
@@ -69,7 +72,9 @@ def test_bad_arguments_stop_before_anything_is_written(data, tmp_path):
         "instead of --optim, --warmup_steps": ["--optim", "sgd", "--warmup_steps", "5"],
         "not a complete checkpoint of this run's folds": ["--resume_from_checkpoint", str(tmp_path)],
         r"--loss must be ce, focal, opl or add": ["--loss", "arcface"],
-    }
+        "would choose the model on the test split": ["--load_best_model_at_end", "true",
+                                                     "--eval_strategy", "epoch", "--save_strategy", "epoch"],
+    }  # fmt: skip
     for message, extra in cases.items():
         with pytest.raises(ValueError, match=message):
             main(train_argv(data, out, *extra))
@@ -154,3 +159,23 @@ def test_the_examples_of_help_and_readme_run_as_printed(tmp_path, monkeypatch):
     for argv in examples:
         assert main([*argv, *scaled_down[argv[0]]]) == 0, argv
     assert (tmp_path / "runs/ast-add/geometry.png").exists()
+
+
+def test_unusable_clips_of_every_split_are_named_in_one_error(tmp_path):
+    root = tmp_path / "data"
+    for split in ("train", "test"):
+        bad = [{"file_name": f"bad_{split}.wav", "label": "yes", "fold": 1, "bytes": b"not audio"}]
+        write_audiofolder(root / split, ["yes", "no"], 3, seconds=0.3, extra_rows=bad)
+    argv = ["train", "--model_name_or_path", "ast-tiny", "--dataset_name", "audiofolder", "--data_dir", str(root),
+            "--test_split", "test", "--output_dir", str(tmp_path / "run"), *QUICK]  # fmt: skip
+    with pytest.raises(ValueError, match=r"(?s)2 clip\(s\) cannot be used:.*bad_train\.wav.*bad_test\.wav"):
+        main(argv)
+
+
+def test_the_executable_reports_a_mistake_in_one_line(tmp_path):
+    process = hf_add_process("train", "--model_name_or_path", "/no/such/dir", "--dataset_name", "audiofolder",
+                             "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "run"))  # fmt: skip
+    _, stderr = process.communicate(timeout=300)
+    lines = stderr.decode().strip().splitlines()
+    assert process.returncode == 2 and lines[-1].startswith("hf-add train: error: no model directory")
+    assert "Traceback" not in stderr.decode()

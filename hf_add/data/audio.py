@@ -67,17 +67,22 @@ def decode_and_check(
     ``skip_corrupt``: then the clips are dropped and returned as ``{"split", "row", "file", "problem"}``.
     The audio column is kept undecoded (its path and bytes), so reading a row never decodes again.
     """
+    decoded, unusable = find_unusable_clips(dataset, split, audio_column, min_samples)
+    return resolve_unusable_clips({split: decoded}, unusable, skip_corrupt)[split], unusable
+
+
+def find_unusable_clips(
+    dataset: Dataset, split: str, audio_column: str = "audio", min_samples: int = MIN_SAMPLES
+) -> tuple[Dataset, list[dict]]:
+    """Decode every clip once: the split with its ``waveform`` column (an unusable clip's is empty), and
+    the unusable clips as ``{"split", "row", "file", "problem"}``."""
     if audio_column not in dataset.column_names:
         raise ValueError(
             f"split {split!r} has no audio column {audio_column!r}; its columns are {dataset.column_names}"
         )
     encoded = dataset.cast_column(audio_column, Audio(decode=False))
     features = Features(
-        {
-            **encoded.features,
-            WAVEFORM_COLUMN: List(Value("float32")),
-            "_audio_problem": Value("string"),
-        }
+        {**encoded.features, WAVEFORM_COLUMN: List(Value("float32")), "_audio_problem": Value("string")}
     )
     decoded = encoded.map(
         _decode_batch,
@@ -90,29 +95,34 @@ def decode_and_check(
     )
     problems = np.asarray(decoded["_audio_problem"])
     bad = np.flatnonzero(problems != "")
-    skipped = []
-    if bad.size:
-        paths = encoded.select(bad)[audio_column]
-        skipped = [
-            {
-                "split": split,
-                "row": int(row),
-                "file": value.get("path") or "in-memory bytes",
-                "problem": problem,
-            }
-            for row, value, problem in zip(bad, paths, problems[bad], strict=True)
-        ]
-        described = [f"row {s['row']} ({s['file']}): {s['problem']}" for s in skipped]
-        if not skip_corrupt:
-            listed = "\n  ".join(described[:20]) + (
-                f"\n  ... and {len(described) - 20} more" if len(described) > 20 else ""
-            )
-            raise ValueError(
-                f"{len(skipped)} clip(s) of split {split!r} cannot be used:\n  {listed}\n"
-                "Replace or remove these files, or pass --skip_corrupt to skip (and list) such clips."
-            )
-        for line in described:
-            logger.warning(f"Skipping {split} {line}")
-        logger.warning(f"{split}: skipped {len(skipped)} unusable clip(s) of {len(dataset)}")
-        decoded = decoded.select(np.flatnonzero(problems == ""))
-    return decoded.remove_columns("_audio_problem"), skipped
+    paths = encoded.select(bad)[audio_column] if bad.size else []
+    unusable = [
+        {"split": split, "row": int(row), "file": value.get("path") or "in-memory bytes", "problem": problem}
+        for row, value, problem in zip(bad, paths, problems[bad], strict=True)
+    ]
+    return decoded.remove_columns("_audio_problem"), unusable
+
+
+def resolve_unusable_clips(
+    splits: dict[str, Dataset], unusable: list[dict], skip_corrupt: bool
+) -> dict[str, Dataset]:
+    """Raise one error naming every unusable clip of every split, or (``skip_corrupt``) drop and log them."""
+    described = [f"{s['split']} row {s['row']} ({s['file']}): {s['problem']}" for s in unusable]
+    if unusable and not skip_corrupt:
+        listed = "\n  ".join(described[:30]) + (
+            f"\n  ... and {len(described) - 30} more" if len(described) > 30 else ""
+        )
+        raise ValueError(
+            f"{len(unusable)} clip(s) cannot be used:\n  {listed}\n"
+            "Replace or remove these files, or pass --skip_corrupt to skip (and list) such clips."
+        )
+    for line in described:
+        logger.warning(f"Skipping {line}")
+    result = {}
+    for split, dataset in splits.items():
+        bad = {s["row"] for s in unusable if s["split"] == split}
+        if bad:
+            logger.warning(f"{split}: skipped {len(bad)} unusable clip(s) of {len(dataset)}")
+            dataset = dataset.select([row for row in range(len(dataset)) if row not in bad])
+        result[split] = dataset
+    return result

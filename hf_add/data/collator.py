@@ -80,6 +80,12 @@ class AudioClassificationCollator:
         costs more per row than the model step), are left out."""
         if dataset is None:
             return None
+        if with_labels and "labels" not in dataset.column_names:
+            raise ValueError(
+                f"the dataset has no 'labels' column (columns: {dataset.column_names}): the collator reads class "
+                "ids from it. Rename yours, e.g. dataset.rename_column('label', 'labels'), or pass "
+                "with_labels=False for inference."
+            )
         if self.waveform_column not in dataset.column_names:
             prepared = (
                 FEATURES_COLUMN in dataset.column_names and self.audio_column not in dataset.column_names

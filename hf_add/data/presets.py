@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset
 
-from .audio import decode_and_check
+from .audio import find_unusable_clips, resolve_unusable_clips
 from .speech_commands_archive import is_speech_commands_archive, load_speech_commands_archive
 from .spoken_commands import SPEECH_COMMANDS_WORDS
 
@@ -94,7 +94,7 @@ def split_by_column(data: DatasetDict, column: str) -> DatasetDict:
         raise ValueError(f"split_column {column!r} is not a column; the columns are {dataset.column_names}")
     values = np.asarray([str(value) for value in dataset[column]])
     return DatasetDict(
-        {value: dataset.select(np.flatnonzero(values == value)) for value in np.unique(values)}
+        {str(value): dataset.select(np.flatnonzero(values == value)) for value in np.unique(values)}
     )
 
 
@@ -361,14 +361,16 @@ def make_folds(
             f"--label_column ({spec.label_column!r}) and the labels in the data."
         )
     skipped = []
-    if check_clips:
+    if check_clips:  # every split decoded first, so that one error names every unusable clip
         for split in names:
-            splits[split], bad = decode_and_check(splits[split], split, spec.audio_column, skip_corrupt)
-            skipped += bad
+            splits[split], unusable = find_unusable_clips(splits[split], split, spec.audio_column)
+            skipped += unusable
+        splits = resolve_unusable_clips(splits, skipped, skip_corrupt)
+        for split in names:
             if len(splits[split]) == 0:
                 raise ValueError(
-                    f"every clip of split {split!r} was skipped as unusable ({len(bad)} clips); nothing is "
-                    "left to train or test on. Fix the files listed above."
+                    f"every clip of split {split!r} was skipped as unusable; nothing is left to train or test "
+                    "on. Fix the files listed above."
                 )
     id2label = dict(enumerate(classes))
 

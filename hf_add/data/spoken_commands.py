@@ -278,7 +278,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--words", nargs="+", default=SPEECH_COMMANDS_WORDS)
     parser.add_argument("--clips_per_word", type=int, default=20)
-    parser.add_argument("--num_voices", type=int, default=40, help="distinct speakers (accent + variant)")
+    parser.add_argument(
+        "--num_voices",
+        type=int,
+        default=40,
+        help="distinct speakers (accent + variant), at least 5: one per fold",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="parallel espeak-ng processes (CPU count)")
     parser.add_argument(
