@@ -37,14 +37,15 @@ def current_umask() -> int:
 def write_json(data, path: str | os.PathLike) -> None:
     """Strict JSON (any parser reads it): NaN and inf, which mark undefined values, are written as null."""
     with atomic_write(path, encoding="utf-8") as handle:
-        json.dump(_finite_or_null(data), handle, indent=2, allow_nan=False)
+        json.dump(finite_or_null(data), handle, indent=2, allow_nan=False)
 
 
-def _finite_or_null(value):
+def finite_or_null(value):
+    """``value`` with every NaN or inf float replaced by None (JSON null), in nested dicts and lists."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: _finite_or_null(item) for key, item in value.items()}
+        return {key: finite_or_null(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite_or_null(item) for item in value]
+        return [finite_or_null(item) for item in value]
     return value

@@ -26,7 +26,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec, load_model_and_extractor
 from hf_add.data.features import NAMED_CONFIGS, check_model_location
 from hf_add.data.presets import DatasetSpec, card_dataset, make_folds
-from hf_add.files import write_json
+from hf_add.files import finite_or_null, write_json
 from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
 from hf_add.trainer import ADDTrainer
@@ -499,6 +499,7 @@ def run(model_args, data_args, loss_args, recipe, training) -> dict:
         "mean": mean,
         "std": std,
     }
+    results = finite_or_null(results)  # what results.json holds: null, not NaN, for undefined values
     write_json(results, os.path.join(base_dir, "results.json"))
     return results
 

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import datasets
 import numpy as np
@@ -22,8 +17,7 @@ from hf_add.data.samplers import ClassBalancedBatchSampler, class_ids
 
 from .audio_fixtures import write_audiofolder
 from .ddp_sampler_worker import DDP_LABELS, RecordingTrainer, indexed_rows, tiny_classifier
-
-REPO_ROOT = Path(__file__).parent.parent
+from .tiny import cpu_training_args, torchrun_on_cpu
 
 ESC50_LABELS = np.repeat(np.arange(50), 40)  # 2,000 clips, 50 classes × 40
 UNBALANCED = np.array([0] * 30 + [1] * 11 + [2] * 7 + [3] * 5 + [4] * 3 + [5] * 2 + [6])
@@ -144,20 +138,9 @@ def test_class_ids_read_a_datasets_column_or_rows():
 
 
 def make_args(tmp_path, **overrides) -> TrainingArguments:
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=5,
-        learning_rate=0.1,
-        optim="sgd",
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        logging_steps=1,
-        seed=0,
-        disable_tqdm=True,
+    return cpu_training_args(
+        tmp_path, **{"per_device_train_batch_size": 4, "per_device_eval_batch_size": 5, **overrides}
     )
-    return TrainingArguments(**{**defaults, **overrides})
 
 
 TRAIN_LABELS = [0] * 12 + [1] * 10 + [2] * 8 + [3] * 6 + [4] * 4  # 40 rows, 10 batches of 2 classes × 2
@@ -245,20 +228,7 @@ def test_trainer_refuses_soft_labels(tmp_path):
 
 
 def test_two_processes_get_disjoint_whole_classes_equal_counts_and_resume(tmp_path):
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        "-m",
-        "tests.ddp_sampler_worker",
-        str(tmp_path),
-    ]
-    result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun_on_cpu("tests.ddp_sampler_worker", str(tmp_path))
     ranks = [json.loads((tmp_path / f"seen_rank{rank}.json").read_text()) for rank in range(2)]
     per_epoch = len(DDP_LABELS) // (4 * 2)  # 43 rows, global batch 8: 5 batches on each rank
     assert [rank["length"] for rank in ranks] == [per_epoch] * 2
@@ -273,12 +243,6 @@ def test_two_processes_get_disjoint_whole_classes_equal_counts_and_resume(tmp_pa
     for rank in ranks:
         assert rank["resumed"] == rank["full"][7:]  # checkpoint-7 is 2 batches into epoch 1
         assert rank["full"][:per_epoch] != rank["full"][per_epoch : 2 * per_epoch]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- hf-add train ----

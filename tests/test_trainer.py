@@ -5,11 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,12 +22,12 @@ from .tiny import (
     NUM_LABELS,
     ListDataset,
     batch_of,
+    cpu_training_args,
     random_rows,
     tiny_ast,
     tiny_mlp,
+    torchrun_on_cpu,
 )
-
-REPO_ROOT = Path(__file__).parent.parent
 
 
 class SequentialADDTrainer(ADDTrainer):
@@ -43,23 +38,7 @@ class SequentialADDTrainer(ADDTrainer):
 
 
 def make_args(tmp_path, **overrides) -> TrainingArguments:
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=8,
-        learning_rate=0.1,
-        optim="sgd",
-        lr_scheduler_type="constant",
-        weight_decay=0.0,
-        max_grad_norm=0.0,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        logging_steps=1,
-        seed=0,
-        disable_tqdm=True,
-    )
-    return TrainingArguments(**{**defaults, **overrides})
+    return cpu_training_args(tmp_path, **overrides)
 
 
 def ast_rows(n, seed=0, soft=False):
@@ -285,21 +264,7 @@ def test_trains_20_steps_with_decreasing_loss(tmp_path, bf16):
 @pytest.mark.parametrize("sizes", [(4, 4), (4, 3)], ids=["equal", "unequal"])
 def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path, sizes):
     output = tmp_path / "ddp.pt"
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        "-m",
-        "tests.ddp_worker",
-        str(output),
-        ",".join(map(str, sizes)),
-    ]
-    result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun_on_cpu("tests.ddp_worker", str(output), ",".join(map(str, sizes)))
     distributed = torch.load(output)
 
     rows = ast_rows(sum(sizes))
@@ -320,12 +285,6 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path, siz
         not torch.allclose(parameter, single[name], rtol=1e-6, atol=1e-6)
         for name, parameter in distributed["per_rank"].items()
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MeanCosineLoss(EmbeddingLoss):

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 from torch import nn
-from transformers import ASTConfig, ASTForAudioClassification, PretrainedConfig, PreTrainedModel
+from transformers import (
+    ASTConfig,
+    ASTForAudioClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+    TrainingArguments,
+)
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hf_add.data.features import ast_from_config
 
+REPO_ROOT = Path(__file__).parent.parent
 NUM_LABELS = 4
 AST_FRAMES, AST_MELS = 32, 16
 
@@ -85,3 +98,37 @@ def random_rows(n: int, shape: tuple[int, ...], seed: int = 0, soft: bool = Fals
 
 def batch_of(rows: list[dict]) -> dict[str, torch.Tensor]:
     return {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
+
+
+def torchrun_on_cpu(module: str, *args: str) -> None:
+    """``python -m torch.distributed.run --nproc_per_node=2 -m MODULE ARGS`` on the CPU (gloo), from the
+    repository root; fails with the workers' stderr."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+               f"--master_port={port}", "-m", module, *args]  # fmt: skip
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def cpu_training_args(output_dir, **overrides) -> TrainingArguments:
+    """Plain SGD at a constant rate on the CPU, a log every step, no saving: steps a test can redo by hand."""
+    defaults = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=8,
+        learning_rate=0.1,
+        optim="sgd",
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        max_grad_norm=0.0,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
+        disable_tqdm=True,
+    )
+    return TrainingArguments(**{**defaults, **overrides})
