@@ -24,7 +24,7 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec, load_model_and_extractor
-from hf_add.data.features import NAMED_CONFIGS, check_model_location
+from hf_add.data.features import NAMED_CONFIGS, check_model_location, load_feature_extractor
 from hf_add.data.presets import DatasetSpec, card_dataset, make_folds
 from hf_add.files import finite_or_null, write_json
 from hf_add.geometry import GEOMETRY_SUMMARIES
@@ -444,7 +444,13 @@ def run(model_args, data_args, loss_args, recipe, training) -> dict:
     check_model_location(model_args.model_name_or_path)
     spec = data_args.spec()
     base_dir = training.output_dir
-    folds, skipped = make_folds(spec.load(), spec, data_args.cv_folds, data_args.skip_corrupt)
+    extractor, extractor_kwargs = load_feature_extractor(
+        model_args.model_name_or_path, spec, model_args.ast_max_length
+    )
+    features = AudioClassificationCollator(extractor, num_labels=0, extractor_kwargs=extractor_kwargs)
+    folds, skipped = make_folds(
+        spec.load(), spec, data_args.cv_folds, data_args.skip_corrupt, prepare_split=features.cache_split
+    )
     plan = plan_reruns(
         base_dir,
         [fold.name for fold in folds],

@@ -199,3 +199,22 @@ def test_features_on_a_named_device_are_the_same(cached):
     here = AudioClassificationCollator(extractor, num_labels=3)(rows)
     there = AudioClassificationCollator(extractor, num_labels=3, feature_device="cpu")(rows)
     assert all(torch.equal(here[key], there[key]) for key in here)
+
+
+def test_features_cached_on_a_whole_split_serve_every_fold(cached, monkeypatch):
+    """k-fold: one cache made before the split is cut, reused by each fold's prepare (not k copies)."""
+    _, with_waveform = cached
+    extractor = ASTFeatureExtractor(num_mel_bins=128, max_length=100)
+    collator = AudioClassificationCollator(extractor, num_labels=3)
+    whole = collator.cache_split(with_waveform)
+    folds = [whole.select(range(0, 6)), whole.select(range(6, 12))]
+    monkeypatch.setattr("hf_add.data.collator.cache_features", lambda *a, **k: pytest.fail("cached again"))
+    for fold in folds:
+        prepared = collator.prepare(fold)
+        assert {f["filename"] for f in prepared.cache_files} == {f["filename"] for f in whole.cache_files}
+        expected = extractor(list(fold["waveform"]), sampling_rate=16000, return_tensors="pt")["input_values"]
+        features = torch.from_numpy(np.stack(prepared["input_values"])).view(len(fold), -1, 128)
+        torch.testing.assert_close(features, expected, rtol=0, atol=1e-4)
+    other = AudioClassificationCollator(ASTFeatureExtractor(num_mel_bins=128, max_length=64), num_labels=3)
+    with pytest.raises(pytest.fail.Exception, match="cached again"):  # another configuration never reuses it
+        other.prepare(folds[0])

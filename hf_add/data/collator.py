@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 
 from .audio import SAMPLING_RATE, WAVEFORM_COLUMN
 from .fbank import BatchedFbank
-from .feature_cache import FEATURES_COLUMN, cache_features
+from .feature_cache import FEATURES_COLUMN, FEATURES_KEY_COLUMN, cache_features, has_cached_features
 
 
 def _fit(wave: np.ndarray, length: int) -> np.ndarray:
@@ -72,6 +72,18 @@ class AudioClassificationCollator:
     def eval(self) -> AudioClassificationCollator:
         return self.train(False)
 
+    @property
+    def caches_features(self) -> bool:
+        """Whether a clip's features are computed once into the dataset (fixed-length AST inputs)."""
+        return self.cache_features and self.fbank is not None and self.fbank.per_clip
+
+    def cache_split(self, dataset):
+        """``dataset`` (all columns kept) with its features cached where they can be: applied to a whole split
+        before it is cut into folds, so that every fold's ``prepare`` reuses one cache."""
+        if not self.caches_features or self.waveform_column not in dataset.column_names:
+            return dataset
+        return dataset if has_cached_features(dataset, self.fbank) else cache_features(dataset, self.fbank)
+
     def prepare(self, dataset, with_labels: bool = True):
         """``dataset`` as the Trainer should index it: with the features cache (``cache_features``, once per
         dataset and feature configuration) where a clip's features do not depend on its batch, the waveform
@@ -92,10 +104,17 @@ class AudioClassificationCollator:
             )
             columns = [FEATURES_COLUMN if prepared else self.audio_column]
         else:
-            if FEATURES_COLUMN in dataset.column_names:  # features of unknown origin: made again (or read)
-                dataset = dataset.remove_columns(FEATURES_COLUMN)
-            if self.cache_features and self.fbank is not None and self.fbank.per_clip:
-                dataset = cache_features(dataset, self.fbank, self.waveform_column)
+            cacheable = self.caches_features
+            reusable = cacheable and has_cached_features(dataset, self.fbank)  # e.g. by cache_split
+            if (
+                FEATURES_COLUMN in dataset.column_names and not reusable
+            ):  # another configuration's: made again
+                dataset = dataset.remove_columns(
+                    [c for c in (FEATURES_COLUMN, FEATURES_KEY_COLUMN) if c in dataset.column_names]
+                )
+            if cacheable:
+                if not reusable:
+                    dataset = cache_features(dataset, self.fbank, self.waveform_column)
                 columns = [FEATURES_COLUMN] + ([self.waveform_column] if self.mixup > 0 else [])
             else:
                 columns = [self.waveform_column]

@@ -115,40 +115,52 @@ def ast_from_config(config: ASTConfig) -> ASTForAudioClassification:
     return model
 
 
-def load_model_and_extractor(
-    model_name_or_path: str, spec: DatasetSpec, id2label: dict[int, str], ast_max_length: int | None = None
-):
-    """The classifier (new head for ``id2label``) and its feature extractor set up for ``spec``'s clips.
+def load_feature_extractor(model_name_or_path: str, spec: DatasetSpec, ast_max_length: int | None = None):
+    """The feature extractor set up for ``spec``'s clips, and the keyword arguments to call it with.
 
-    AST gets fixed-length inputs of ``ast_max_length`` (default: the preset's) frames, with the checkpoint's
-    position embeddings cut or interpolated; BEATs gets clips padded to the longest in the batch (at most
-    ``spec.max_seconds``) with an attention mask. Returns (model, feature_extractor, extractor_kwargs).
+    AST gets fixed-length inputs of ``ast_max_length`` (default: the preset's) frames; BEATs gets clips padded
+    to the longest in the batch (at most ``spec.max_seconds``) with an attention mask.
     """
-    # No num_labels: the config derives it from id2label, and passing both to from_pretrained makes
-    # transformers build the checkpoint's config (e.g. 527 AudioSet labels) with num_labels=n first and warn
-    # "num_labels=n is incompatible to the id2label map of length 527" before id2label replaces the map.
-    labels = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
     max_length = ast_max_length or spec.ast_max_length
     if model_name_or_path in NAMED_CONFIGS:
-        config = ASTConfig(
-            num_mel_bins=128, max_length=max_length, **NAMED_CONFIGS[model_name_or_path], **labels
-        )
-        extractor = ASTFeatureExtractor(num_mel_bins=128, max_length=max_length, sampling_rate=SAMPLING_RATE)
-        return ast_from_config(config), extractor, {}
+        return ASTFeatureExtractor(num_mel_bins=128, max_length=max_length, sampling_rate=SAMPLING_RATE), {}
     if model_type_of(model_name_or_path) == "ast":
-        # Load at the checkpoint's own length (so no embedding is re-initialised), then adapt it.
-        model = ASTForAudioClassification.from_pretrained(
-            model_name_or_path, ignore_mismatched_sizes=True, **labels
-        )
-        extractor = ASTFeatureExtractor.from_pretrained(model_name_or_path, max_length=max_length)
-        return adapt_ast_max_length(model, max_length), extractor, {}
-    model = BeatsForAudioClassification.from_pretrained(
-        model_name_or_path, ignore_mismatched_sizes=True, **labels
-    )
+        return ASTFeatureExtractor.from_pretrained(model_name_or_path, max_length=max_length), {}
     try:
         extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path)
     except OSError:  # a converted checkpoint directory without preprocessor_config.json
         extractor = BeatsFeatureExtractor()
     # Saved with the extractor, so `hf-add evaluate` and `pipeline` cut long clips as training does.
     extractor.max_length = int(spec.max_seconds * SAMPLING_RATE)
-    return model, extractor, {"padding": "longest"}
+    return extractor, {"padding": "longest"}
+
+
+def load_model_and_extractor(
+    model_name_or_path: str, spec: DatasetSpec, id2label: dict[int, str], ast_max_length: int | None = None
+):
+    """The classifier (new head for ``id2label``) and its feature extractor set up for ``spec``'s clips.
+
+    An AST checkpoint used at another input length gets its position embeddings cut or interpolated (see
+    ``load_feature_extractor`` for the inputs). Returns (model, feature_extractor, extractor_kwargs).
+    """
+    # No num_labels: the config derives it from id2label, and passing both to from_pretrained makes
+    # transformers build the checkpoint's config (e.g. 527 AudioSet labels) with num_labels=n first and warn
+    # "num_labels=n is incompatible to the id2label map of length 527" before id2label replaces the map.
+    labels = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+    max_length = ast_max_length or spec.ast_max_length
+    extractor, extractor_kwargs = load_feature_extractor(model_name_or_path, spec, ast_max_length)
+    if model_name_or_path in NAMED_CONFIGS:
+        config = ASTConfig(
+            num_mel_bins=128, max_length=max_length, **NAMED_CONFIGS[model_name_or_path], **labels
+        )
+        return ast_from_config(config), extractor, extractor_kwargs
+    if model_type_of(model_name_or_path) == "ast":
+        # Load at the checkpoint's own length (so no embedding is re-initialised), then adapt it.
+        model = ASTForAudioClassification.from_pretrained(
+            model_name_or_path, ignore_mismatched_sizes=True, **labels
+        )
+        return adapt_ast_max_length(model, max_length), extractor, extractor_kwargs
+    model = BeatsForAudioClassification.from_pretrained(
+        model_name_or_path, ignore_mismatched_sizes=True, **labels
+    )
+    return model, extractor, extractor_kwargs

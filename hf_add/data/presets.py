@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -330,12 +331,15 @@ def make_folds(
     cv_folds: int | None = None,
     skip_corrupt: bool = False,
     check_clips: bool = True,
+    prepare_split: Callable[[Dataset], Dataset] | None = None,
 ) -> tuple[list[Fold], list[dict]]:
     """Split a loaded dataset into the protocol's folds; returns the folds and the clips skipped.
 
     ``cv_folds`` runs only the first n folds. Every clip is decoded and checked once (``check_clips``, see
     ``decode_and_check``: each split then carries its ``waveform``), and every split and fold must hold
     data of at least two classes, so that bad data stops the run before any training, not in fold 3.
+    ``prepare_split`` maps each whole split before it is cut into folds (e.g. to cache its features once, not
+    once per fold).
     """
     if spec.fold_splits:
         names = list(spec.fold_splits)
@@ -372,6 +376,8 @@ def make_folds(
                     f"every clip of split {split!r} was skipped as unusable; nothing is left to train or test "
                     "on. Fix the files listed above."
                 )
+    if prepare_split is not None:
+        splits = {split: prepare_split(dataset) for split, dataset in splits.items()}
     id2label = dict(enumerate(classes))
 
     if spec.fold_splits:
