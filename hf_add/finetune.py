@@ -245,10 +245,18 @@ def _limit(dataset, n: int | None):
 
 
 def run_fold(
-    fold, spec, model_args, data_args, loss_args, recipe, training, resume: str | None = None
+    fold,
+    spec,
+    model_args,
+    data_args,
+    loss_args,
+    recipe,
+    training,
+    resume: str | None = None,
+    trainer_class: type[ADDTrainer] = ADDTrainer,
 ) -> dict:
-    """Train on one fold (from ``resume``, a checkpoint, if given), save the final model, return its test
-    metrics without the ``test_`` prefix."""
+    """Train on one fold (from ``resume``, a checkpoint, if given) with ``trainer_class`` (ADDTrainer or a
+    subclass that measures something), save the final model, return its test metrics without ``test_``."""
     model, extractor, extractor_kwargs = load_model_and_extractor(
         model_args.model_name_or_path, spec, fold.id2label, model_args.ast_max_length
     )
@@ -269,7 +277,7 @@ def run_fold(
     validation = collator.prepare(validation)
     world = training.per_device_train_batch_size * training.gradient_accumulation_steps * training.world_size
     embedding_loss, classification_loss = build_losses(loss_args)
-    trainer = ADDTrainer(
+    trainer = trainer_class(
         model=model,
         args=training,
         train_dataset=train,
@@ -429,7 +437,9 @@ def check_same_arguments(path: str, arguments: dict) -> None:
         )
 
 
-def run(model_args, data_args, loss_args, recipe, training) -> dict:
+def run(
+    model_args, data_args, loss_args, recipe, training, trainer_class: type[ADDTrainer] = ADDTrainer
+) -> dict:
     """Run every fold of the protocol and write ``results.json``; returns its content.
 
     Everything that can be checked is checked before anything is written: arguments, the model location,
@@ -487,7 +497,15 @@ def run(model_args, data_args, loss_args, recipe, training) -> dict:
             set_seed(training.seed)
             fold_args = replace(training, output_dir=fold_dir, resume_from_checkpoint=None)
             metrics = run_fold(
-                fold, spec, model_args, data_args, loss_args, recipe, fold_args, plan[fold.name]
+                fold,
+                spec,
+                model_args,
+                data_args,
+                loss_args,
+                recipe,
+                fold_args,
+                plan[fold.name],
+                trainer_class,
             )
             write_json(metrics, os.path.join(fold_dir, FOLD_RESULTS))
         per_fold.append({"fold": fold.name, **metrics})

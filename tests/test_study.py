@@ -1,4 +1,7 @@
+import json
+
 import pytest
+import torch
 
 from hf_add.files import write_json
 from hf_add.finetune import parse_args
@@ -63,3 +66,34 @@ def test_table_and_paired_comparison_by_hand(tmp_path):
     )
     markdown = study.markdown(list(table.values()), recipe(tmp_path), str(tmp_path), seeds=3)
     assert "| CE | 60.00 ± 10.00 |" in markdown and "hf-add train --model_name_or_path ast-tiny" in markdown
+
+
+def test_soft_add_probe_records_gradient_norms_and_pair_shares(tmp_path):
+    from hf_add.research import soft_add_probe
+
+    from .audio_fixtures import write_audiofolder
+
+    data = write_audiofolder(tmp_path / "data", ["yes", "no", "up"], 6, seconds=0.3)
+    output = tmp_path / "probe.json"
+    argv = ["--model_name_or_path", "ast-tiny", "--ast_max_length", "40", "--dataset_name", "audiofolder",
+            "--data_dir", str(data), "--fold_column", "fold", "--cv_folds", "1", "--loss", "add", "--mixup", "0.5",
+            "--max_steps", "3", "--per_device_train_batch_size", "9", "--output_dir", str(tmp_path / "run"),
+            "--report_to", "none", "--use_cpu", "true", "--save_strategy", "no"]  # fmt: skip
+    soft_add_probe.main(["--output", str(output), "--probe_every", "1", "--", *argv])
+    records = json.loads(output.read_text())["records"]
+    assert [r["step"] for r in records] == [0, 1, 2]
+    for record in records:
+        assert record["grad_norm_classification"] > 0 and record["grad_norm_mu"] > 0
+        shares = [record[f"{kind}_pairs_share"] for kind in soft_add_probe.PAIR_TYPES]
+        assert sum(shares) == pytest.approx(1.0)  # every ordered pair has one type
+        sums = [record[f"{kind}_L_mu_share"] for kind in soft_add_probe.PAIR_TYPES]
+        assert sum(sums) == pytest.approx(1.0)
+
+
+def test_pair_types_by_hand():
+    from hf_add.research.soft_add_probe import pair_types
+
+    labels = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    kinds = pair_types(labels)
+    assert kinds["positive"].nonzero().tolist() == [[0, 1], [1, 0]]
+    assert kinds["negative"].sum() == 4 and kinds["mixed"].sum() == 6  # (0,2),(2,0),(1,2),(2,1); row/col 3

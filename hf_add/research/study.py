@@ -43,6 +43,10 @@ ROWS: dict[str, list[str]] = {
     "ADD λ={1,0,1,0}": ["--loss", "add", "--add_lambdas", "1", "0", "1", "0"],
     "ADD λ={1,1,1,1}": ["--loss", "add", "--add_lambdas", "1", "1", "1", "1"],
     "ADD soft, mixup 0.5": ["--loss", "add", "--mixup", "0.5"],
+    # The soft-label ablations: mixup alone, and each term of the soft form (eq. 8) alone.
+    "CE, mixup 0.5": ["--loss", "ce", "--mixup", "0.5"],
+    "ADD soft L_μ only, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_lambdas", "1", "0", "1", "1"],
+    "ADD soft σp only, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_lambda_mu", "0"],
 }
 METRICS = (
     "accuracy",
