@@ -114,6 +114,10 @@ class LossArguments:
         default_factory=lambda: [1.0, 1.0, 1.0, 1.0], metadata={"help": "ADD weights λ (μp σp μn σn)."}
     )
     add_lambda_mu: float = field(default=1.0, metadata={"help": "ADD weight of L_μ (soft labels)."})
+    add_soft_mu: str = field(
+        default="paper",
+        metadata={"help": "paper|per_set: L_μ over all pairs (eq. 7), or the sum of its per-pair-set means."},
+    )
     focal_gamma: float = field(
         default=2.0, metadata={"help": "The ADD authors' code leaves γ at 0; we use 2."}
     )
@@ -206,7 +210,9 @@ def build_losses(args: LossArguments):
     embedding = None
     if args.loss == "add":
         mu_p, sigma_p, mu_n, sigma_n = args.add_lambdas
-        embedding = ADDLoss(mu_p, sigma_p, mu_n, sigma_n, lambda_mu=args.add_lambda_mu)
+        embedding = ADDLoss(
+            mu_p, sigma_p, mu_n, sigma_n, lambda_mu=args.add_lambda_mu, soft_mu=args.add_soft_mu
+        )
     elif args.loss == "opl":
         embedding = OrthogonalProjectionLoss(gamma=args.opl_gamma, weight=args.opl_weight)
     return embedding, classification

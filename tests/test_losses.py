@@ -418,3 +418,33 @@ def test_device_side_assertion_fires_on_the_values_the_cpu_names(embeddings, lab
         check_values(maxima, labels, soft, kwargs.get("num_classes"), read_on_host=True)
     good = torch.randn(2, 3)
     check_values(row_maxima(good), torch.tensor([0, 1]), False, 2, read_on_host=False)  # passes silently
+
+
+def test_per_set_soft_mu_is_mu_p_plus_mu_n_on_one_hot_labels():
+    """With one-hot label vectors the three sets are the positives, the negatives and nothing: μp + μn."""
+    z, labels = hard_batch(12, 3, dim=16, dtype=torch.float64)
+    one_hot = F.one_hot(labels, 3).double()
+    hard = add_statistics(z, labels)
+    per_set = add_statistics(z, one_hot, soft_mu="per_set")
+    torch.testing.assert_close(per_set["mu"], hard["mu_p"] + hard["mu_n"])
+    paper = add_statistics(z, one_hot)  # the default stays eq. 7: one mean over all pairs
+    pairs = 12 * 11
+    expected = (hard["num_positive_pairs"] * hard["mu_p"] + hard["num_negative_pairs"] * hard["mu_n"]) / pairs
+    torch.testing.assert_close(paper["mu"], expected)
+    assert ADDLoss(soft_mu="per_set").get_config_dict()["soft_mu"] == "per_set"
+    with pytest.raises(ValueError, match="soft_mu must be one of"):
+        ADDLoss(soft_mu="pairs")
+
+
+def test_per_set_soft_mu_by_hand_with_a_mixed_row():
+    z = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.5, 0.5]], dtype=torch.float64)
+    # identical labels: (0,1),(1,0): g = 1/√2, g^y = 1; overlapping: pairs with row 2: g^y = 1/√2, g = 0 for
+    # (0,2), 1/√2 for (1,2); no disjoint pair.
+    r = 1 / math.sqrt(2)
+    identical = (r - 1) ** 2
+    overlapping = ((0 - r) ** 2 * 2 + (r - r) ** 2 * 2) / 4
+    mu = add_statistics(z, y, soft_mu="per_set")["mu"]
+    assert mu.item() == pytest.approx(identical + overlapping, rel=1e-12)
+    mu.backward()
+    assert torch.isfinite(z.grad).all()

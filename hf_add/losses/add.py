@@ -8,8 +8,8 @@ import operator
 import torch
 
 from hf_add.losses.base import EmbeddingLoss
-from hf_add.losses.normalization import checked_float_embeddings
-from hf_add.losses.pair_moments import PairMoments
+from hf_add.losses.normalization import checked_float_embeddings, scale_safe_unit
+from hf_add.losses.pair_moments import SOFT_POSITIVE_THRESHOLD, PairMoments
 
 ADD_CITATION = """@inproceedings{almudevar2025add,
   title     = {Angular Distance Distribution Loss for Audio Classification},
@@ -26,6 +26,7 @@ def add_statistics(
     num_classes: int | None = None,
     eps: float = 1e-6,
     validate: bool = True,
+    soft_mu: str = "paper",
 ) -> dict[str, torch.Tensor]:
     """The ADD statistics of a batch: the moments of the angular distances of its ordered pairs.
 
@@ -36,7 +37,10 @@ def add_statistics(
       class} (eq. 2); ``num_positive_pairs``, ``num_negative_pairs`` are |D_p|, |D_n|.
     - soft labels, probabilities of shape (B, C): ``mu`` is L_μ of eq. 7 (mean of (d^y - d)² over all
       pairs, d^y the cosine distance of the label vectors); ``sigma_p`` the sample std of d² over pairs
-      with identical label vectors; ``num_positive_pairs``, ``num_pairs``.
+      with identical label vectors; ``num_positive_pairs``, ``num_pairs``. ``soft_mu="per_set"`` (an
+      option, not the paper's) takes L_μ as the sum of the means of (d^y - d)² over three sets of pairs,
+      identical, disjoint and overlapping label vectors, so that each set weighs as μp and μn do in the
+      hard form (with one-hot labels it equals μp + μn); see docs/study/soft-labels.
 
     A mean of an empty set and a std of fewer than two values are 0. The statistics are computed in
     float32 (float64 inputs stay float64) whatever the autocast state, and are differentiable w.r.t.
@@ -49,6 +53,8 @@ def add_statistics(
         >>> sorted(stats)
         ['mu_n', 'mu_p', 'num_negative_pairs', 'num_positive_pairs', 'sigma_n', 'sigma_p']
     """
+    if soft_mu not in SOFT_MU_FORMS:
+        raise ValueError(f"soft_mu must be one of {SOFT_MU_FORMS}, got {soft_mu!r}")
     with torch.autocast(device_type=embeddings.device.type, enabled=False):
         z, maxima, soft = checked_float_embeddings(embeddings, labels, num_classes, validate)
         if soft:
@@ -57,6 +63,8 @@ def add_statistics(
             mean1, std1, mean2, _, count1, count2 = PairMoments.apply(
                 z, maxima, None, unit_labels, False, eps
             )
+            if soft_mu == "per_set":
+                mean2 = _per_set_soft_mu(z, maxima, unit_labels, eps)
             return {"mu": mean2, "sigma_p": std1, "num_positive_pairs": count1, "num_pairs": count2}
         mean1, std1, mean2, std2, count1, count2 = PairMoments.apply(z, maxima, labels, None, True, eps)
     return {
@@ -67,6 +75,28 @@ def add_statistics(
         "num_positive_pairs": count1,
         "num_negative_pairs": count2,
     }
+
+
+SOFT_MU_FORMS = ("paper", "per_set")
+
+
+def _per_set_soft_mu(z, maxima, unit_labels, eps) -> torch.Tensor:
+    """Σ over {identical, disjoint, overlapping label vectors} of the set's mean of (d^y - d)² (empty: 0).
+
+    Plain autograd (an option for the study, not the paper's path): d^y - d = ẑ_i·ẑ_j - ŷ_i·ŷ_j.
+    """
+    unit = scale_safe_unit(z, maxima, eps)[0]
+    label_gram = unit_labels @ unit_labels.T
+    squared = (unit @ unit.T - label_gram) ** 2
+    off_diagonal = ~torch.eye(len(z), dtype=torch.bool, device=z.device)
+    identical = (1.0 - label_gram < SOFT_POSITIVE_THRESHOLD) & off_diagonal
+    disjoint = (label_gram < SOFT_POSITIVE_THRESHOLD) & off_diagonal
+    overlapping = off_diagonal & ~identical & ~disjoint
+    means = [
+        torch.where(mask, squared, 0.0).sum() / mask.sum().clamp_min(1)
+        for mask in (identical, disjoint, overlapping)
+    ]
+    return means[0] + means[1] + means[2]
 
 
 class ADDLoss(EmbeddingLoss):
@@ -89,6 +119,9 @@ class ADDLoss(EmbeddingLoss):
         lambda_mu: weight of L_μ in the soft-label form. Default 1.
         eps: floor of the norm in the normalisation (only an all-zero embedding reaches it: each row
             is scaled by its largest magnitude first, so ADD is invariant to the scale of z). Default 1e-6.
+        soft_mu: "paper" (eq. 7: L_μ is the mean over all ordered pairs; the default) or "per_set" (an
+            option: the sum of its means over identical, disjoint and overlapping label pairs, weighing the
+            pair sets as the hard form does). Default "paper".
         validate: check label values and embeddings for NaN: on the CPU directly, on an accelerator by
             a device-side assertion (no host sync); skipped under ``torch.compile``. Shapes and dtypes
             are always checked. Default True.
@@ -121,8 +154,12 @@ class ADDLoss(EmbeddingLoss):
         lambda_mu: float = 1.0,
         eps: float = 1e-6,
         validate: bool = True,
+        soft_mu: str = "paper",
     ):
         super().__init__(eps=eps, validate=validate)
+        if soft_mu not in SOFT_MU_FORMS:
+            raise ValueError(f"soft_mu must be one of {SOFT_MU_FORMS}, got {soft_mu!r}")
+        self.soft_mu = soft_mu
         self.lambda_mu_p = self.check_weight("lambda_mu_p", lambda_mu_p)
         self.lambda_sigma_p = self.check_weight("lambda_sigma_p", lambda_sigma_p)
         self.lambda_mu_n = self.check_weight("lambda_mu_n", lambda_mu_n)
@@ -145,7 +182,12 @@ class ADDLoss(EmbeddingLoss):
     ) -> dict[str, torch.Tensor]:
         """``add_statistics`` with this loss's ε and validation settings."""
         return add_statistics(
-            embeddings, labels, num_classes=num_classes, eps=self.eps, validate=self.validate
+            embeddings,
+            labels,
+            num_classes=num_classes,
+            eps=self.eps,
+            validate=self.validate,
+            soft_mu=self.soft_mu,
         )
 
     def loss_from_statistics(self, stats: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -168,4 +210,5 @@ class ADDLoss(EmbeddingLoss):
             "lambda_sigma_n": self.lambda_sigma_n,
             "lambda_mu": self.lambda_mu,
             "eps": self.eps,
+            "soft_mu": self.soft_mu,
         }

@@ -47,6 +47,7 @@ ROWS: dict[str, list[str]] = {
     "CE, mixup 0.5": ["--loss", "ce", "--mixup", "0.5"],
     "ADD soft L_μ only, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_lambdas", "1", "0", "1", "1"],
     "ADD soft σp only, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_lambda_mu", "0"],
+    "ADD soft per-set L_μ, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_soft_mu", "per_set"],
 }
 METRICS = (
     "accuracy",
