@@ -248,7 +248,7 @@ def test_two_processes_get_disjoint_whole_classes_equal_counts_and_resume(tmp_pa
 # ---- hf-add train ----
 
 
-def test_hf_add_train_samples_per_class(tmp_path, monkeypatch):
+def test_hf_add_train_samples_per_class(tmp_path):
     seen = []
 
     class LabelRecordingTrainer(ADDTrainer):
@@ -257,7 +257,6 @@ def test_hf_add_train_samples_per_class(tmp_path, monkeypatch):
                 seen.append(inputs["labels"].tolist())
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
-    monkeypatch.setattr(finetune, "ADDTrainer", LabelRecordingTrainer)
     root = write_audiofolder(tmp_path / "data", ["left", "right", "up"], 6, seconds=0.2)
     argv = [
         "--dataset_name", "audiofolder", "--data_dir", str(root), "--fold_column", "fold", "--cv_folds", "1",
@@ -265,7 +264,7 @@ def test_hf_add_train_samples_per_class(tmp_path, monkeypatch):
         "--per_device_train_batch_size", "4", "--samples_per_class", "2", "--report_to", "none",
         "--use_cpu", "true", "--output_dir", str(tmp_path / "run"),
     ]  # fmt: skip
-    results = finetune.main(argv)
+    results = finetune.run(*finetune.parse_args(argv), trainer_class=LabelRecordingTrainer)
     assert results["arguments"]["loss"]["samples_per_class"] == 2
     assert len(seen) == 3
     for labels in seen:
