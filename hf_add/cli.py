@@ -21,6 +21,7 @@ commands:
   evaluate       accuracy and embedding geometry of a saved model on a dataset split, with a heatmap
   reproduce      one cell of the paper's Table 2 (dataset x model x loss, several seeds)
   study          the offline ablation study of the ADD terms (results table, heatmaps)
+  pretrain       an offline pretrained AST backbone (CE on 258 other spoken words, other voices)
   convert-beats  convert an official BEATs checkpoint (.pt) into a Hugging Face model directory
   push           upload a saved model directory (weights, feature extractor, model card) to the Hub
 
@@ -188,6 +189,7 @@ COMMANDS = {
     "evaluate": evaluate_main,
     "reproduce": _module_main("hf_add.research.table2"),
     "study": _module_main("hf_add.research.study"),
+    "pretrain": _module_main("hf_add.research.pretrain"),
     "convert-beats": convert_beats_main,
     "push": push_main,
 }

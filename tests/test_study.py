@@ -1,3 +1,4 @@
+import csv
 import json
 
 import pytest
@@ -97,3 +98,42 @@ def test_pair_types_by_hand():
     kinds = pair_types(labels)
     assert kinds["positive"].nonzero().tolist() == [[0, 1], [1, 0]]
     assert kinds["negative"].sum() == 4 and kinds["mixed"].sum() == 6  # (0,2),(2,0),(1,2),(2,1); row/col 3
+
+
+def test_pretrain_makes_a_backbone_that_hf_add_train_fine_tunes(tmp_path):
+    from safetensors.torch import load_file
+
+    from hf_add.data.spoken_commands import SPEECH_COMMANDS_WORDS
+    from hf_add.finetune import main as train
+    from hf_add.research import pretrain
+
+    assert len(pretrain.PRETRAIN_WORDS) >= 200 and not set(pretrain.PRETRAIN_WORDS) & set(
+        SPEECH_COMMANDS_WORDS
+    )
+    backbone = tmp_path / "backbone"
+    pretrain.main(["--output_dir", str(backbone), "--model", "ast-tiny", "--words", "3", "--clips_per_word", "10",
+                   "--num_voices", "10", "--max_steps", "2"])  # fmt: skip
+    with open(backbone / "data" / "metadata.csv") as f:
+        voices = {row["voice"] for row in csv.DictReader(f)}
+    assert voices and not voices & pretrain.study_test_voices()  # never the study's test voices
+    assert json.loads((backbone / "config.json").read_text())["id2label"] == {
+        "0": "apple",
+        "1": "arm",
+        "2": "art",
+    }
+
+    from .audio_fixtures import write_audiofolder
+
+    target = write_audiofolder(tmp_path / "target", ["yes", "no"], 4, seconds=0.5)
+    run = tmp_path / "run"
+    train(["--model_name_or_path", str(backbone), "--ast_max_length", "100", "--dataset_name", "audiofolder", "--data_dir", str(target),
+           "--fold_column", "fold", "--cv_folds", "1", "--loss", "ce", "--max_steps", "1", "--learning_rate", "0",
+           "--output_dir", str(run), "--report_to", "none", "--use_cpu", "true", "--save_strategy", "no"])  # fmt: skip
+    pretrained, fine_tuned = (
+        load_file(str(backbone / "model.safetensors")),
+        load_file(str(run / "fold1" / "model.safetensors")),
+    )
+    assert json.loads((run / "fold1" / "config.json").read_text())["id2label"] == {"0": "no", "1": "yes"}
+    encoder = [name for name in pretrained if "classifier" not in name]
+    assert encoder and all(torch.equal(pretrained[name], fine_tuned[name]) for name in encoder)  # lr 0: kept
+    assert fine_tuned["classifier.dense.weight"].shape[0] == 2  # a new head for the target labels

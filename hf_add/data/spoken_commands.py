@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import wave
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -101,9 +102,15 @@ class Speaker:
         return f"{self.voice}-p{self.pitch}-s{self.speed}"
 
 
-def make_speakers(num_voices: int, seed: int) -> list[Speaker]:
-    """``num_voices`` distinct voices with random pitch and speed, dealt round-robin into the folds."""
-    voices = [(accent, variant) for accent in ACCENTS for variant in VARIANTS]
+def make_speakers(num_voices: int, seed: int, exclude_voices: Collection[str] = ()) -> list[Speaker]:
+    """``num_voices`` distinct voices with random pitch and speed, dealt round-robin into the folds; voices
+    named in ``exclude_voices`` (``accent+variant``) are never chosen."""
+    voices = [
+        (accent, variant)
+        for accent in ACCENTS
+        for variant in VARIANTS
+        if f"{accent}+{variant}" not in exclude_voices
+    ]
     if not NUM_FOLDS <= num_voices <= len(voices):
         raise ValueError(f"num_voices must be between {NUM_FOLDS} and {len(voices)}, got {num_voices}")
     rng = np.random.default_rng([seed, 0])
@@ -129,20 +136,22 @@ def make_spoken_commands(
     workers: int | None = None,
     noise_snr_db_range: tuple[float, float] = (5.0, 30.0),
     overwrite: bool = False,
+    exclude_voices: Collection[str] = (),
 ) -> list[dict]:
     """Write the dataset to ``output_dir`` and return its metadata rows.
 
     The directory appears complete or not at all (built in a sibling temp dir, then renamed); a
     non-empty ``output_dir`` is refused unless ``overwrite``. Clip i of word w is spoken by speaker
     ``(w * clips_per_word + i) % num_voices``, so every speaker, fold and partition gets clips.
-    ``noise_snr_db_range=(inf, inf)`` adds no noise.
+    ``noise_snr_db_range=(inf, inf)`` adds no noise; ``exclude_voices`` keeps voices out (e.g. another set's
+    test voices).
     """
     output_dir = os.path.abspath(os.fspath(output_dir))
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
         raise FileExistsError(f"{output_dir} is not empty; pass overwrite=True (--overwrite) to replace it")
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-    speakers = make_speakers(num_voices, seed)
+    speakers = make_speakers(num_voices, seed, exclude_voices)
     jobs = [
         (w * clips_per_word + i, word, speakers[(w * clips_per_word + i) % num_voices])
         for w, word in enumerate(words)

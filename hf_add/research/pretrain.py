@@ -1,0 +1,146 @@
+"""An offline pretrained backbone: an AST trained with CE on a larger spoken corpus, for studies in the
+paper's regime (fine-tuning a pretrained model), with nothing from the Hub.
+
+The corpus is spoken by espeak-ng like the study's data (``hf_add.data.spoken_commands``), but from
+``PRETRAIN_WORDS`` (none of the study's 35) and from voices that are not the study's test voices, so a
+model fine-tuned from this backbone is still tested on words and voices it has never heard.
+
+    hf-add pretrain --output_dir runs/backbone
+    hf-add train --model_name_or_path runs/backbone ...     # a new head is made for the target labels
+
+``output_dir`` holds the model (config.json, model.safetensors, preprocessor_config.json, README.md), the
+corpus (``data/``) and the training run (``training/``, with its results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+
+from hf_add import finetune
+from hf_add.data.spoken_commands import make_speakers, make_spoken_commands
+
+# 258 short English words, none of them one of the study's 35 Speech Commands words.
+_WORDS = """
+    apple arm art baby back bag ball band bank bath beach bean bear beat bell belt bench bike bill black
+    blue boat body bone book boot bottle box boy bread brick bridge brother brown brush bus butter button cake
+    call camp candle card carpet carry chair chalk cheese chest chicken child chin church circle city clock
+    cloud coat coffee coin cold color corn cotton cow crowd cup curtain dance dark day desk dinner door drum
+    duck dust ear earth egg engine eye face fall farm feather field finger fire fish flag floor flower fly fog
+    food foot fork fox friend frog fruit game garden gate girl glass glove goat gold grass green hair hammer
+    hand hat head heart hill horse hour ice ink iron island jacket jam jelly juice key king kite knee knife
+    lake lamp leaf leg lemon letter light lion lip lock lunch map market milk money monkey moon morning mother
+    mountain mouse mouth music nail name neck needle nest net night nose note ocean orange owl page paint
+    paper park party pen pencil pepper piano picture pig pillow pin pink pipe plane plant plate pocket potato
+    queen rabbit rain ring river road rock roof room root rose salt sand school sea seed sheep shelf ship shirt
+    shoe silver sister sky snake snow soap sock song soup spoon spring star steam stone storm street sugar
+    summer sun table tail tea teeth ticket tiger toe tomato tongue tooth towel town toy train truck uncle
+    valley village violin wall water wheel window winter wolf wood world yellow zebra
+"""
+PRETRAIN_WORDS = tuple(_WORDS.split())
+STUDY_NUM_VOICES, STUDY_DATA_SEED, STUDY_TEST_FOLD = 40, 0, 5
+
+
+def study_test_voices(num_voices: int = STUDY_NUM_VOICES, seed: int = STUDY_DATA_SEED) -> set[str]:
+    """The voices of the study's test partition (``hf-add study``'s data with its defaults)."""
+    return {s.voice for s in make_speakers(num_voices, seed) if s.fold == STUDY_TEST_FOLD}
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="hf-add pretrain", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--model", default="ast-mini", help="a named AST config (ast-tiny, ast-mini, ...)")
+    parser.add_argument("--words", type=int, default=len(PRETRAIN_WORDS), help="how many of PRETRAIN_WORDS")
+    parser.add_argument("--clips_per_word", type=int, default=40)
+    parser.add_argument("--num_voices", type=int, default=60, help="voices, none of the study's test voices")
+    parser.add_argument("--epochs", type=float, default=20)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max_steps", type=int, default=-1, help="for a quick check; -1: all epochs")
+    args = parser.parse_args(argv)
+    if not 2 <= args.words <= len(PRETRAIN_WORDS):
+        raise ValueError(f"--words must be between 2 and {len(PRETRAIN_WORDS)}, got {args.words}")
+    data_dir = os.path.join(args.output_dir, "data")
+    if not os.path.isdir(data_dir):
+        make_spoken_commands(
+            data_dir,
+            words=PRETRAIN_WORDS[: args.words],
+            clips_per_word=args.clips_per_word,
+            num_voices=args.num_voices,
+            seed=args.seed + 1000,  # other pitches, speeds and noise than the study's data
+            exclude_voices=study_test_voices(),
+        )
+    training_dir = os.path.join(args.output_dir, "training")
+    results = finetune.main(
+        [
+            "--model_name_or_path",
+            args.model,
+            "--ast_max_length",
+            "100",
+            "--dataset_name",
+            "audiofolder",
+            "--data_dir",
+            data_dir,
+            "--split_column",
+            "partition",
+            "--validation_split",
+            "validation",
+            "--test_split",
+            "test",
+            "--loss",
+            "ce",
+            "--num_train_epochs",
+            str(args.epochs),
+            "--max_steps",
+            str(args.max_steps),
+            "--per_device_train_batch_size",
+            "32",
+            "--per_device_eval_batch_size",
+            "64",
+            "--learning_rate",
+            str(args.learning_rate),
+            "--warmup_epochs",
+            "1",
+            "--weight_decay",
+            "0.01",
+            "--eval_strategy",
+            "epoch",
+            "--save_strategy",
+            "epoch",
+            "--save_total_limit",
+            "1",
+            "--load_best_model_at_end",
+            "true",
+            "--metric_for_best_model",
+            "accuracy",
+            "--seed",
+            str(args.seed),
+            "--output_dir",
+            training_dir,
+            "--resume_from_checkpoint",
+            "true",
+            "--report_to",
+            "none",
+            "--logging_steps",
+            "50",
+            "--disable_tqdm",
+            "true",
+            "--use_cpu",
+            "true",
+        ]  # fmt: skip
+    )
+    (fold,) = results["folds"]
+    for name in os.listdir(os.path.join(training_dir, fold["fold"])):  # the model files, at the top
+        path = os.path.join(training_dir, fold["fold"], name)
+        if os.path.isfile(path) and not name.startswith("."):
+            shutil.copy2(path, os.path.join(args.output_dir, name))
+    print(
+        f"backbone: {args.output_dir} ({args.words} words, test accuracy on unheard voices "
+        f"{100 * fold['accuracy']:.1f}%); use it with hf-add train --model_name_or_path {args.output_dir}"
+    )
+    return args.output_dir
+
+
+if __name__ == "__main__":
+    main()
