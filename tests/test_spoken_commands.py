@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import shutil
 import stat
 import wave
@@ -116,3 +117,12 @@ def test_resample_keeps_a_tone():
     assert y.size == 16000
     reference = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
     assert np.abs(y - reference)[100:-100].max() < 1e-2
+
+
+def test_words_named_like_splits_keep_their_metadata(tmp_path):
+    """datasets reads a file named "…_train.wav" as the train split's: a word must not reach file names."""
+    make_spoken_commands(tmp_path / "out", words=["train", "test"], clips_per_word=5, num_voices=5,
+                         noise_snr_db_range=(math.inf, math.inf))  # fmt: skip
+    data = datasets.load_dataset("audiofolder", data_dir=str(tmp_path / "out"))
+    assert list(data) == ["train"] and len(data["train"]) == 10
+    assert sorted(set(data["train"]["label"])) == ["test", "train"]

@@ -5,7 +5,7 @@ pitch and speed), resampled to 16 kHz, placed at a random time shift in exactly 
 random level and mixed with white/pink/brown noise at a random SNR. The output is an ``audiofolder``::
 
     output_dir/metadata.csv          file_name,label,speaker,voice,partition,fold
-    output_dir/clips/000000_yes.wav  16 kHz mono 16-bit PCM, 16000 samples
+    output_dir/clips/000000.wav      16 kHz mono 16-bit PCM, 16000 samples (the word is in metadata.csv)
 
 Speakers are dealt into folds 1-5 and each voice (accent + variant) is one speaker, so grouping by fold
 or by ``partition`` (folds 1-3 train, 4 validation, 5 test) never shares a voice between training and
@@ -167,7 +167,9 @@ def make_spoken_commands(
         with ThreadPoolExecutor(workers or os.cpu_count()) as pool:  # the work runs in espeak-ng processes
             clips = pool.map(lambda job: render_clip(job[1], job[2], seed, job[0], noise_snr_db_range), jobs)
             for (index, word, speaker), clip in zip(jobs, clips, strict=True):
-                file_name = f"clips/{index:06d}_{_safe(word)}.wav"
+                # No word in the name: datasets reads a file named like a split ("…_train.wav", "…_test.wav")
+                # as that split's, and the word "train" would then take the metadata away from every clip.
+                file_name = f"clips/{index:06d}.wav"
                 with open(os.path.join(build, file_name), "wb") as f:
                     f.write(clip)
                 partition = PARTITIONS[speaker.fold]
@@ -265,10 +267,6 @@ def _wav_bytes(samples: np.ndarray) -> bytes:
         f.setframerate(SAMPLE_RATE)
         f.writeframes(samples.tobytes())
     return buffer.getvalue()
-
-
-def _safe(word: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in word)
 
 
 def _replace_dir(build: str, output_dir: str) -> None:
