@@ -29,7 +29,7 @@ example (offline):
   hf-add make-dataset --output_dir data/spoken --clips_per_word 20
   hf-add train --model_name_or_path ast-tiny --dataset_name audiofolder --data_dir data/spoken \\
       --split_column partition --validation_split validation --test_split test \\
-      --loss add --output_dir runs/ast-add
+      --loss add --eval_strategy epoch --output_dir runs/ast-add
   hf-add evaluate runs/ast-add/test --data_dir data/spoken --split_column partition --split test \\
       --heatmap runs/ast-add/geometry.png
 """

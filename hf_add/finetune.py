@@ -467,22 +467,22 @@ def run(
     folds, skipped = make_folds(
         spec.load(), spec, data_args.cv_folds, data_args.skip_corrupt, prepare_split=features.cache_split
     )
+    if training.load_best_model_at_end and any(fold.validation is None for fold in folds):
+        raise ValueError(
+            "--load_best_model_at_end would choose the model on the test split: this protocol has no validation "
+            "split. Give one (--validation_split), or leave --load_best_model_at_end out."
+        )
+    if training.eval_strategy == "no" and folds[0].validation is not None:
+        logger.warning(
+            f"The validation split {spec.validation_split!r} is not used: pass --eval_strategy epoch (or steps) "
+            "to evaluate on it during training."
+        )
     plan = plan_reruns(
         base_dir,
         [fold.name for fold in folds],
         training.resume_from_checkpoint,
         training.overwrite_output_dir,
     )
-    if training.load_best_model_at_end and any(fold.validation is None for fold in folds):
-        raise ValueError(
-            "--load_best_model_at_end would choose the model on the test split: this protocol has no validation "
-            "split. Give one (--validation_split), or leave --load_best_model_at_end out."
-        )
-    if str(training.eval_strategy) in ("no", "IntervalStrategy.NO") and folds[0].validation is not None:
-        logger.warning(
-            f"The validation split {spec.validation_split!r} is not used: pass --eval_strategy epoch (or steps) "
-            "to evaluate on it during training."
-        )
     arguments = run_arguments(model_args, data_args, loss_args, recipe, training)
     if training.resume_from_checkpoint and not training.overwrite_output_dir:
         check_same_arguments(os.path.join(base_dir, RUN_ARGUMENTS), arguments)

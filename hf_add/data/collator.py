@@ -78,11 +78,15 @@ class AudioClassificationCollator:
         return self.cache_features and self.fbank is not None and self.fbank.per_clip
 
     def cache_split(self, dataset):
-        """``dataset`` (all columns kept) with its features cached where they can be: applied to a whole split
-        before it is cut into folds, so that every fold's ``prepare`` reuses one cache."""
+        """``dataset`` (all columns kept) with its features cached where they can be. Applied to a whole split
+        before it is cut into folds, every fold's ``prepare`` reuses that one cache; features made with
+        another configuration are replaced."""
         if not self.caches_features or self.waveform_column not in dataset.column_names:
             return dataset
-        return dataset if has_cached_features(dataset, self.fbank) else cache_features(dataset, self.fbank)
+        if has_cached_features(dataset, self.fbank):
+            return dataset
+        stale = [c for c in (FEATURES_COLUMN, FEATURES_KEY_COLUMN) if c in dataset.column_names]
+        return cache_features(dataset.remove_columns(stale), self.fbank, self.waveform_column)
 
     def prepare(self, dataset, with_labels: bool = True):
         """``dataset`` as the Trainer should index it: with the features cache (``cache_features``, once per
@@ -103,22 +107,12 @@ class AudioClassificationCollator:
                 FEATURES_COLUMN in dataset.column_names and self.audio_column not in dataset.column_names
             )
             columns = [FEATURES_COLUMN if prepared else self.audio_column]
+        elif self.caches_features:
+            dataset = self.cache_split(dataset)
+            columns = [FEATURES_COLUMN] + ([self.waveform_column] if self.mixup > 0 else [])
         else:
-            cacheable = self.caches_features
-            reusable = cacheable and has_cached_features(dataset, self.fbank)  # e.g. by cache_split
-            if (
-                FEATURES_COLUMN in dataset.column_names and not reusable
-            ):  # another configuration's: made again
-                dataset = dataset.remove_columns(
-                    [c for c in (FEATURES_COLUMN, FEATURES_KEY_COLUMN) if c in dataset.column_names]
-                )
-            if cacheable:
-                if not reusable:
-                    dataset = cache_features(dataset, self.fbank, self.waveform_column)
-                columns = [FEATURES_COLUMN] + ([self.waveform_column] if self.mixup > 0 else [])
-            else:
-                columns = [self.waveform_column]
-        columns += ["labels"] if with_labels and "labels" in dataset.column_names else []
+            columns = [self.waveform_column]
+        columns += ["labels"] if with_labels else []
         dataset = dataset.select_columns(columns)
         return dataset if self.audio_column in columns else dataset.with_format("numpy")
 
