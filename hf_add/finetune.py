@@ -300,6 +300,8 @@ def run_fold(
     trainer.save_model()
     metrics = trainer.evaluate(test, metric_key_prefix="test")
     metrics = {key.removeprefix("test_"): value for key, value in metrics.items()}
+    windows = [logs["positive_pairs"] for logs in trainer.state.log_history if "positive_pairs" in logs]
+    metrics["train_positive_pairs"] = statistics.fmean(windows) if windows else None  # per batch
     dataset_id, dataset_name = card_dataset(spec)
     trainer.create_model_card(  # the saved model directory carries its card, ready for `hf-add push`
         finetuned_from=None

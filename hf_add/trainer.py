@@ -16,6 +16,7 @@ from hf_add.checkpoint_reload import FromPretrainedCheckpointsMixin
 from hf_add.distributed import gather_global_batch, local_batch
 from hf_add.geometry import embedding_geometry
 from hf_add.losses import EmbeddingLoss, build_classification_loss, build_loss, describe_loss
+from hf_add.losses.pair_moments import count_positive_pairs
 from hf_add.model_card import CONFIG_KEY, results_from_log_history, save_model_card, training_hyperparameters
 
 logger = logging.get_logger(__name__)
@@ -53,7 +54,8 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
 
     Logs carry the averaged loss components (``classification_loss``, ``embedding_loss``, each statistic of
     the embedding loss, e.g. ``mu_p``, ``sigma_p``, ``mu_n``, ``sigma_n``, and ``positive_pairs``, the mean
-    number of ordered same-class pairs per batch); evaluation adds ``eval_accuracy`` and the
+    number of ordered same-class pairs per batch, logged with any loss: per process without an embedding
+    loss, over the global batch with one); evaluation adds ``eval_accuracy`` and the
     embedding-geometry summaries of the whole evaluation set. A non-finite loss stops training with an
     error naming the step and the component, before anything is saved from it; an embedding loss that saw
     no positive pair in a logging window is warned about once. The loss configuration is written into
@@ -197,6 +199,8 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             components.update({k: v for k, v in stats.items() if not k.startswith("num_")})
             if "num_positive_pairs" in stats:
                 components["positive_pairs"] = stats["num_positive_pairs"]
+        if "positive_pairs" not in components:  # what ADD would see in this batch (the local one here)
+            components["positive_pairs"] = count_positive_pairs(batch.labels)
         if batch.world_size > 1:
             loss = _with_gradient_of(loss, batch.ddp_gradient_loss(classification, embedding))
 
@@ -271,7 +275,8 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         super().log(logs, start_time)
 
     def _warn_if_no_positive_pairs(self, window: dict[str, float]) -> None:
-        if window.get("positive_pairs", 1.0) > 0 or self._warned_no_positive_pairs:
+        no_pairs = self.embedding_loss is not None and window.get("positive_pairs", 1.0) == 0
+        if not no_pairs or self._warned_no_positive_pairs:
             return
         self._warned_no_positive_pairs = True
         logger.warning(

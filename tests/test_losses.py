@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss, add_statistics
 from hf_add.losses.normalization import row_maxima
+from hf_add.losses.pair_moments import count_positive_pairs
 from hf_add.losses.validation import check_shapes, check_values
 
 HARD_KEYS = ("mu_p", "sigma_p", "mu_n", "sigma_n", "num_positive_pairs", "num_negative_pairs")
@@ -448,3 +449,12 @@ def test_per_set_soft_mu_by_hand_with_a_mixed_row():
     assert mu.item() == pytest.approx(identical + overlapping, rel=1e-12)
     mu.backward()
     assert torch.isfinite(z.grad).all()
+
+
+def test_count_positive_pairs_counts_ordered_pairs_of_identical_labels():
+    class_ids = torch.tensor([3, 1, 3, 3, 0, 1])
+    assert count_positive_pairs(class_ids).item() == 3 * 2 + 2 * 1  # brute force: classes 3 and 1
+    soft = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.5, 0.5], [0.3, 0.7], [1.0, 0.0], [0.0, 1.0]])
+    assert count_positive_pairs(soft).item() == 2 + 2  # rows {0, 4} and {1, 2}; 0.3/0.7 matches nothing
+    stats = add_statistics(torch.randn(6, 4), soft)
+    assert stats["num_positive_pairs"] == count_positive_pairs(soft)

@@ -61,10 +61,10 @@ def test_table_and_paired_comparison_by_hand(tmp_path):
     assert table["CE"]["accuracy_mean"] == pytest.approx(0.6)
     assert table["CE"]["accuracy_std"] == pytest.approx(0.1)  # sample std of 0.5, 0.6, 0.7
     assert table["CE"]["wall_seconds_per_run"] == pytest.approx(101.0)
-    # differences +5, 0, +10 points: mean +5, sample std 5, 2 of 3 seeds favour ADD
-    assert "= +5.00 points (sample std of the differences 5.00; 2 of 3 seeds favour ADD)" in study.paired(
-        runs
-    )
+    # differences +5, 0, +10 points: mean +5, sample std 5; t(0.975, 2) = 4.303 gives ±4.303·5/√3 = ±12.42
+    comparison = study.paired(runs)
+    assert "| ADD λ={1,1,1,1} | 3 | +5.00 | [-7.42, +17.42] | 2 of 3 |" in comparison
+    assert "| CE | 50.00 | 60.00 | 70.00 |" in comparison
     markdown = study.markdown(list(table.values()), recipe(tmp_path), str(tmp_path), seeds=3)
     assert "| CE | 60.00 ± 10.00 |" in markdown and "hf-add train --model_name_or_path ast-tiny" in markdown
 
@@ -137,3 +137,54 @@ def test_pretrain_makes_a_backbone_that_hf_add_train_fine_tunes(tmp_path):
     encoder = [name for name in pretrained if "classifier" not in name]
     assert encoder and all(torch.equal(pretrained[name], fine_tuned[name]) for name in encoder)  # lr 0: kept
     assert fine_tuned["classifier.dense.weight"].shape[0] == 2  # a new head for the target labels
+
+
+@pytest.mark.parametrize(("df", "expected"), [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042)])
+def test_t_quantile_matches_the_printed_table(df, expected):
+    from hf_add.research.paired import t_quantile
+
+    assert t_quantile(0.975, df) == pytest.approx(expected, abs=1e-3)
+
+
+def test_paired_difference_interval_excludes_zero_only_when_it_should():
+    from hf_add.research.paired import PairedDifference
+
+    consistent = PairedDifference.of([2.0, 3.0, 2.5, 3.5, 2.0], [0.0, 0.0, 0.0, 0.0, 0.0])
+    assert consistent.favouring == 5 and consistent.low > 0 and consistent.excludes_zero()
+    noisy = PairedDifference.of([5.0, -4.0, 3.0], [0.0, 0.0, 0.0])
+    assert noisy.favouring == 2 and noisy.low < 0 < noisy.high and not noisy.excludes_zero()
+    assert PairedDifference.of([1.0], [0.0]).low is None
+
+
+def test_a_model_directory_gets_the_pretrained_rows(tmp_path, monkeypatch):
+    class RowsChosen(Exception):
+        pass
+
+    def fake_run(recipe, study_dir, row, seed):
+        trained.append((recipe.model, row))
+        return {"accuracy": 0.5}
+
+    def stop(runs):
+        raise RowsChosen
+
+    trained = []
+    monkeypatch.setattr(study, "run_one", fake_run)
+    monkeypatch.setattr(study, "summarize", stop)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "backbone").mkdir()
+    with pytest.raises(RowsChosen):
+        study.main(
+            [
+                "--output_dir",
+                str(tmp_path),
+                "--model_name_or_path",
+                str(tmp_path / "backbone"),
+                "--seeds",
+                "1",
+            ]
+        )
+    assert trained == [(str(tmp_path / "backbone"), row) for row in study.ROW_SETS["pretrained"]]
+    trained.clear()
+    with pytest.raises(RowsChosen):
+        study.main(["--output_dir", str(tmp_path), "--model", "ast-tiny", "--seeds", "1"])
+    assert [row for _, row in trained] == study.ROW_SETS["from-scratch"]

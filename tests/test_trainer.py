@@ -365,3 +365,26 @@ def test_no_positive_pair_is_warned_once(tmp_path, caplog):
     warnings = [r.message for r in caplog.records if "positive-pair terms" in r.message]
     assert len(warnings) == 1 and "larger batch" in warnings[0]
     assert all(entry["positive_pairs"] == 0 for entry in trainer.state.log_history if "loss" in entry)
+
+
+def test_positive_pairs_are_logged_without_an_embedding_loss_and_not_warned_about(tmp_path, caplog):
+    rows = ast_rows(8)
+    for row, label in zip(rows, [0, 0, 0, 1, 1, 2, 2, 2], strict=True):
+        row["labels"] = torch.tensor(label)
+    trainer = SequentialADDTrainer(
+        model=tiny_ast(),
+        args=make_args(tmp_path, max_steps=2, logging_steps=1, per_device_train_batch_size=4),
+        train_dataset=ListDataset(rows),
+    )
+    with caplog.at_level(logging.WARNING, logger="hf_add.trainer"):
+        trainer.train()
+    # batch 1 = {0,0,0,1}: 3·2 ordered pairs; batch 2 = {1,2,2,2}: 3·2.  With batch size 1 below: none.
+    assert [entry["positive_pairs"] for entry in trainer.state.log_history if "loss" in entry] == [6.0, 6.0]
+    single = SequentialADDTrainer(
+        model=tiny_ast(),
+        args=make_args(tmp_path / "single", max_steps=2, per_device_train_batch_size=1),
+        train_dataset=ListDataset(rows),
+    )
+    with caplog.at_level(logging.WARNING, logger="hf_add.trainer"):
+        single.train()
+    assert not [r for r in caplog.records if "positive-pair terms" in r.message]

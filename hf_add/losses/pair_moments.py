@@ -38,6 +38,17 @@ def pair_sets(
     return positives, off_diagonal
 
 
+def count_positive_pairs(labels: torch.Tensor) -> torch.Tensor:
+    """|D_p| of a batch as ADD counts it: ordered pairs of one class (class ids) or of identical label
+    vectors (probabilities, e.g. mixup). A property of the batch, whatever the loss."""
+    if labels.dim() == 1:
+        positives, _ = pair_sets(None, labels, len(labels), labels.device)
+    else:
+        unit = torch.nn.functional.normalize(labels.float(), dim=1)
+        positives, _ = pair_sets(unit @ unit.T, None, len(labels), labels.device)
+    return positives.sum().float()
+
+
 def _symmetric_gram(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """x xᵀ made exactly symmetric, and a spare (B, B) buffer.
 

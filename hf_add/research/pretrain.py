@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--words", type=int, default=len(PRETRAIN_WORDS), help="how many of PRETRAIN_WORDS")
     parser.add_argument("--clips_per_word", type=int, default=40)
     parser.add_argument("--num_voices", type=int, default=60, help="voices, none of the study's test voices")
-    parser.add_argument("--epochs", type=float, default=20)
+    parser.add_argument("--epochs", type=float, default=40)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max_steps", type=int, default=-1, help="for a quick check; -1: all epochs")

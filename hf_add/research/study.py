@@ -1,17 +1,22 @@
 """The offline study: does each ADD term do what the paper says (§4.4-4.5), on data we can make here?
 
-Every row trains the same small AST from scratch on the same spoken-commands set (35 words spoken by
-espeak-ng voices; train / validation / test by voice, so test voices are unseen), with the same schedule,
-for several seeds; the epoch kept is the best on validation; test accuracy and the embedding geometry of
-the test set are recorded. Rows: CE, Focal, CE + OPL, CE + ADD with one λ term at a time, {1,0,1,0},
-{1,1,1,1}, and the soft-label form with mixup.
+Every row trains the same AST on the same spoken-commands set (35 words spoken by espeak-ng voices; train /
+validation / test by voice, so test voices are unseen), with the same schedule, for several seeds; the
+epoch kept is the best on validation; test accuracy, the embedding geometry of the test set and the mean
+number of positive pairs per training batch are recorded.
 
-    hf-add study --output_dir runs/study
+    hf-add study --output_dir runs/study                                   # ast-mini from scratch
+    hf-add study --model_name_or_path runs/backbone --output_dir runs/sp   # fine-tuning `hf-add pretrain`'s
+
+From scratch the rows are CE, Focal, CE + OPL, CE + ADD with one λ term at a time, {1,0,1,0}, {1,1,1,1},
+and the soft-label form with mixup and its ablations. Fine-tuning a model directory (the paper's regime),
+they are the paper's baselines, ADD {1,1,1,1}, class-balanced batches with and without ADD, and the mixup
+rows (``ROW_SETS``).
 
 Resumable: a run whose ``results.json`` exists is not trained again, and an interrupted run continues from
-its last checkpoint. Writes ``runs.csv`` (one line per
-run), ``results.csv`` / ``results.md`` (mean ± std per row), ``paired.md`` (CE vs ADD {1,1,1,1} per
-seed) and ``heatmaps.png`` (Figure 5-style, CE and ADD {1,1,1,1}, seed 0).
+its last checkpoint. Writes ``runs.csv`` (one line per run), ``results.csv`` / ``results.md`` (mean ± std
+per row), ``paired.md`` (each row against CE on the same seeds, with a 95 % interval) and ``heatmaps.png``
+(Figure 5-style, CE and ADD {1,1,1,1}, seed 0).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from hf_add.data.spoken_commands import SPEECH_COMMANDS_WORDS, make_spoken_comma
 from hf_add.evaluation import evaluate_model
 from hf_add.files import atomic_write, write_json
 from hf_add.plots import plot_geometry_heatmaps
+from hf_add.research.paired import PairedDifference
 
 ROWS: dict[str, list[str]] = {
     "CE": ["--loss", "ce"],
@@ -48,6 +54,42 @@ ROWS: dict[str, list[str]] = {
     "ADD soft L_μ only, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_lambdas", "1", "0", "1", "1"],
     "ADD soft σp only, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_lambda_mu", "0"],
     "ADD soft per-set L_μ, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_soft_mu", "per_set"],
+    # In the pretrained regime: a weaker σp (the term that dominates the soft form's gradient from scratch)
+    # and a lower mixup probability.
+    "ADD soft λσp=0.1, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_lambdas", "1", "0.1", "1", "1"],
+    "CE, mixup 0.2": ["--loss", "ce", "--mixup", "0.2"],
+    "ADD soft, mixup 0.2": ["--loss", "add", "--mixup", "0.2"],
+    # Class-balanced batches (8 words × 4 clips each): every batch holds ADD's positive pairs.
+    "CE, class-balanced K=4": ["--loss", "ce", "--samples_per_class", "4"],
+    "ADD λ={1,1,1,1}, class-balanced K=4": ["--loss", "add", "--add_lambdas", "1", "1", "1", "1",
+                                            "--samples_per_class", "4"],
+}  # fmt: skip
+PRETRAINED_ONLY = (
+    "ADD soft λσp=0.1, mixup 0.5",
+    "CE, mixup 0.2",
+    "ADD soft, mixup 0.2",
+    "CE, class-balanced K=4",
+    "ADD λ={1,1,1,1}, class-balanced K=4",
+)
+# From scratch, the rows of docs/study; fine-tuning a pretrained backbone (the paper's regime, issue 14), the
+# paper's baselines, the balanced batches, and the mixup rows with their soft-label ablations.
+ROW_SETS = {
+    "from-scratch": [row for row in ROWS if row not in PRETRAINED_ONLY],
+    "pretrained": [
+        "CE",
+        "Focal (γ=2)",
+        "CE + OPL (γ=2, ×0.1)",
+        "ADD λ={1,1,1,1}",
+        "CE, class-balanced K=4",
+        "ADD λ={1,1,1,1}, class-balanced K=4",
+        "CE, mixup 0.5",
+        "ADD soft, mixup 0.5",
+        "ADD soft per-set L_μ, mixup 0.5",
+        "ADD soft L_μ only, mixup 0.5",
+        "ADD soft λσp=0.1, mixup 0.5",
+        "CE, mixup 0.2",
+        "ADD soft, mixup 0.2",
+    ],
 }
 METRICS = (
     "accuracy",
@@ -136,6 +178,7 @@ def run_one(recipe: Recipe, study_dir: str, row: str, seed: int) -> dict:
         "row": row,
         "seed": seed,
         **{metric: fold[metric] for metric in METRICS},
+        "positive_pairs": fold.get("train_positive_pairs"),  # mean ordered same-class pairs per batch
         "wall_seconds": round(results["wall_seconds"], 1),
         "model_dir": os.path.join(output_dir, fold["fold"]),
     }
@@ -152,6 +195,8 @@ def summarize(runs: list[dict]) -> list[dict]:
             values = np.array([r[metric] for r in lines], dtype=float)
             summary[f"{metric}_mean"] = float(values.mean())
             summary[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        pairs = [r["positive_pairs"] for r in lines]
+        summary["positive_pairs_mean"] = None if None in pairs else float(np.mean(pairs))
         summary["wall_seconds_per_run"] = float(np.mean([r["wall_seconds"] for r in lines]))
         table.append(summary)
     return table
@@ -160,20 +205,25 @@ def summarize(runs: list[dict]) -> list[dict]:
 def markdown(table: list[dict], recipe: Recipe, study_dir: str, seeds: int) -> str:
     lines = [
         "| row | test accuracy (%) | intra-class mean d ↓ | intra-class CV ↓ | inter-class mean d ↑ "
-        "| inter-class CV (equidistance) ↓ | wall time per run (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| inter-class CV (equidistance) ↓ | positive pairs per batch | wall time per run (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in table:
         accuracy = f"{100 * s['accuracy_mean']:.2f} ± {100 * s['accuracy_std']:.2f}"
         cells = [f"{s[f'{m}_mean']:.3f} ± {s[f'{m}_std']:.3f}" for m in METRICS[1:]]
-        lines.append(f"| {s['row']} | {accuracy} | {' | '.join(cells)} | {s['wall_seconds_per_run']:.0f} |")
+        pairs = "–" if s["positive_pairs_mean"] is None else f"{s['positive_pairs_mean']:.1f}"
+        lines.append(
+            f"| {s['row']} | {accuracy} | {' | '.join(cells)} | {pairs} | {s['wall_seconds_per_run']:.0f} |"
+        )
     example = " ".join(training_argv(recipe, PROPOSED, 0, f"{study_dir}/{slug(PROPOSED)}/seed0"))
     return "\n".join(
         [
             *lines,
             "",
             f"Mean ± sample std over {seeds} seeds; d = 1 - cos between test-set embeddings (the input "
-            "of the classifier head); CV = σ/μ. Each run is one `hf-add train`, e.g.:",
+            "of the classifier head); CV = σ/μ; positive pairs: ordered pairs of one class (with mixup, of "
+            "identical label vectors) per training batch of 32, mean over the run. Each run is one "
+            "`hf-add train`, e.g.:",
             "",
             f"    hf-add train {example}",
         ]
@@ -181,27 +231,41 @@ def markdown(table: list[dict], recipe: Recipe, study_dir: str, seeds: int) -> s
 
 
 def paired(runs: list[dict]) -> str:
-    by_seed = {(r["row"], r["seed"]): r["accuracy"] for r in runs}
-    seeds = sorted(
-        {s for row, s in by_seed if row == BASELINE} & {s for row, s in by_seed if row == PROPOSED}
-    )
-    if not seeds:
+    """Each row against CE on the same seeds: mean difference in test accuracy, its 95 % interval, the
+    seeds that favour the row; then every run's accuracy by seed."""
+    accuracy = {(r["row"], r["seed"]): 100 * r["accuracy"] for r in runs}
+    rows = list(dict.fromkeys(r["row"] for r in runs))
+    if BASELINE not in rows or len(rows) < 2:
         return ""
-    differences = np.array([by_seed[(PROPOSED, s)] - by_seed[(BASELINE, s)] for s in seeds]) * 100
-    lines = [f"| seed | {BASELINE} (%) | {PROPOSED} (%) | difference (points) |", "|---|---|---|---|"]
-    for seed, difference in zip(seeds, differences, strict=True):
-        lines.append(
-            f"| {seed} | {100 * by_seed[(BASELINE, seed)]:.2f} | {100 * by_seed[(PROPOSED, seed)]:.2f} "
-            f"| {difference:+.2f} |"
-        )
-    spread = differences.std(ddof=1) if len(differences) > 1 else 0.0
-    lines += [
-        "",
-        f"Paired over {len(seeds)} seeds: {PROPOSED} − {BASELINE} = {differences.mean():+.2f} points "
-        f"(sample std of the differences {spread:.2f}; {int((differences > 0).sum())} of {len(seeds)} seeds "
-        "favour ADD).",
+    lines = [
+        f"| row − {BASELINE} | seeds | mean difference (points) | 95 % interval | seeds favouring the row |",
+        "|---|---|---|---|---|",
     ]
-    return "\n".join(lines)
+    for row in rows[1:] if rows[0] == BASELINE else [r for r in rows if r != BASELINE]:
+        seeds = sorted(s for r, s in accuracy if r == row and (BASELINE, s) in accuracy)
+        if not seeds:
+            continue
+        difference = PairedDifference.of(
+            [accuracy[(row, s)] for s in seeds], [accuracy[(BASELINE, s)] for s in seeds]
+        )
+        interval = "–" if difference.low is None else f"[{difference.low:+.2f}, {difference.high:+.2f}]"
+        lines.append(
+            f"| {row} | {difference.n} | {difference.mean:+.2f} | {interval} "
+            f"| {difference.favouring} of {difference.n} |"
+        )
+    seeds = sorted({s for _, s in accuracy})
+    lines += ["", f"| row | {' | '.join(f'seed {s}' for s in seeds)} |", f"|---|{'---|' * len(seeds)}"]
+    for row in rows:
+        cells = [f"{accuracy[(row, s)]:.2f}" if (row, s) in accuracy else "–" for s in seeds]
+        lines.append(f"| {row} | {' | '.join(cells)} |")
+    return "\n".join(
+        [
+            *lines,
+            "",
+            "Test accuracy (%) on unseen voices. A difference is row − CE on the same seed (same data order); "
+            "the interval is the Student-t 95 % interval of the mean difference over seeds.",
+        ]
+    )
 
 
 def write_heatmaps(runs: list[dict], recipe: Recipe, study_dir: str) -> str | None:
@@ -240,8 +304,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--num_voices", type=int, default=40)
     parser.add_argument("--data_seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW")
-    parser.add_argument("--model", default="ast-mini", help="a named AST config (ast-tiny, ast-mini, ...)")
+    parser.add_argument(
+        "--model_name_or_path",
+        "--model",
+        default="ast-mini",
+        help="a named AST config trained from scratch (ast-tiny, ast-mini, ...), or a model directory to "
+        "fine-tune, such as the backbone of `hf-add pretrain` (a new head is made for the 35 words)",
+    )
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        choices=list(ROWS),
+        metavar="ROW",
+        help=f"rows to run (default: the {len(ROW_SETS['from-scratch'])} from-scratch rows for a named config, "
+        f"the {len(ROW_SETS['pretrained'])} pretrained-regime rows for a model directory): "
+        + "; ".join(ROWS),
+    )
     parser.add_argument("--ast_max_length", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
@@ -249,7 +327,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     recipe = Recipe(
         data_dir=args.data_dir or os.path.join(args.output_dir, "data"),
-        model=args.model,
+        model=args.model_name_or_path,
         ast_max_length=args.ast_max_length,
         epochs=args.epochs,
         learning_rate=args.learning_rate,
@@ -264,8 +342,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             seed=args.data_seed,
         )
 
+    rows = args.rows or ROW_SETS["pretrained" if os.path.isdir(args.model_name_or_path) else "from-scratch"]
     runs = []
-    for row in args.rows:
+    for row in rows:
         for seed in range(args.seeds):
             runs.append(run_one(recipe, args.output_dir, row, seed))
             print(f"{row} seed {seed}: test accuracy {100 * runs[-1]['accuracy']:.2f}%", flush=True)

@@ -1,0 +1,60 @@
+"""Paired comparisons over seeds: row − baseline on the same seed (same data order, same initial head),
+with a Student-t 95 % interval of the mean difference and the count of seeds that favour the row.
+
+The t quantile is computed here (no SciPy dependency) by integrating the density and bisecting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def t_quantile(probability: float, degrees_of_freedom: int) -> float:
+    """The ``probability`` quantile (> 0.5) of Student's t distribution, to about 1e-6."""
+    if not 0.5 < probability < 1 or degrees_of_freedom < 1:
+        raise ValueError(
+            f"need 0.5 < probability < 1 and degrees_of_freedom ≥ 1, got {probability}, {degrees_of_freedom}"
+        )
+    nu = degrees_of_freedom
+    log_norm = math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2) - 0.5 * math.log(nu * math.pi)
+
+    def cdf(x: float) -> float:  # 0.5 + ∫_0^x density, Simpson's rule
+        grid = np.linspace(0.0, x, 4001)
+        density = np.exp(log_norm - (nu + 1) / 2 * np.log1p(grid**2 / nu))
+        weights = np.ones_like(grid)
+        weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
+        return 0.5 + float(density @ weights) * (grid[1] - grid[0]) / 3
+
+    low, high = 0.0, 1.0
+    while cdf(high) < probability:
+        low, high = high, 2 * high
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if cdf(middle) < probability else (low, middle)
+    return (low + high) / 2
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Row − baseline over n paired seeds: mean, 95 % interval (None for one seed), seeds with row > baseline."""
+
+    n: int
+    mean: float
+    low: float | None
+    high: float | None
+    favouring: int
+
+    @classmethod
+    def of(cls, row: np.ndarray, baseline: np.ndarray) -> PairedDifference:
+        differences = np.asarray(row, dtype=float) - np.asarray(baseline, dtype=float)
+        n, mean = len(differences), float(differences.mean())
+        if n < 2:
+            return cls(n, mean, None, None, int((differences > 0).sum()))
+        half_width = t_quantile(0.975, n - 1) * differences.std(ddof=1) / math.sqrt(n)
+        return cls(n, mean, mean - half_width, mean + half_width, int((differences > 0).sum()))
+
+    def excludes_zero(self) -> bool:
+        return self.low is not None and (self.low > 0 or self.high < 0)
