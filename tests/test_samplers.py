@@ -262,13 +262,14 @@ def test_hf_add_train_samples_per_class(tmp_path):
         "--dataset_name", "audiofolder", "--data_dir", str(root), "--fold_column", "fold", "--cv_folds", "1",
         "--model_name_or_path", "ast-tiny", "--ast_max_length", "32", "--max_steps", "3",
         "--per_device_train_batch_size", "4", "--samples_per_class", "2", "--report_to", "none",
-        "--use_cpu", "true", "--output_dir", str(tmp_path / "run"),
+        "--use_cpu", "true", "--output_dir", str(tmp_path / "run"), "--logging_steps", "1",
     ]  # fmt: skip
     results = finetune.run(*finetune.parse_args(argv), trainer_class=LabelRecordingTrainer)
     assert results["arguments"]["loss"]["samples_per_class"] == 2
     assert len(seen) == 3
     for labels in seen:
         assert_p_by_k(labels, 2, 2)
+    assert results["folds"][0]["train_positive_pairs"] == 2 * (2 * 1)  # 2 classes × 2·1 ordered pairs
     assert "samples_per_class" in (tmp_path / "run" / "fold1" / "README.md").read_text()
     with pytest.raises(ValueError, match="--samples_per_class draws batches by class id, but --mixup"):
         finetune.build_losses(finetune.LossArguments(samples_per_class=2, mixup=0.5))
