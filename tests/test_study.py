@@ -172,6 +172,7 @@ def test_a_model_directory_gets_the_pretrained_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(study, "summarize", stop)
     (tmp_path / "data").mkdir()
     (tmp_path / "backbone").mkdir()
+    (tmp_path / "backbone" / "config.json").write_text("{}")
     with pytest.raises(RowsChosen):
         study.main(
             [
@@ -188,3 +189,9 @@ def test_a_model_directory_gets_the_pretrained_rows(tmp_path, monkeypatch):
     with pytest.raises(RowsChosen):
         study.main(["--output_dir", str(tmp_path), "--model", "ast-tiny", "--seeds", "1"])
     assert [row for _, row in trained] == study.ROW_SETS["from-scratch"]
+
+
+def test_a_missing_backbone_is_named_before_any_data_is_made(tmp_path):
+    with pytest.raises(ValueError, match="no model directory './nothing-here'"):
+        study.main(["--output_dir", str(tmp_path), "--model_name_or_path", "./nothing-here"])
+    assert not (tmp_path / "data").exists()

@@ -9,7 +9,7 @@ number of positive pairs per training batch are recorded.
     hf-add study --model_name_or_path runs/backbone --output_dir runs/sp   # fine-tuning `hf-add pretrain`'s
 
 From scratch the rows are CE, Focal, CE + OPL, CE + ADD with one λ term at a time, {1,0,1,0}, {1,1,1,1},
-and the soft-label form with mixup and its ablations. Fine-tuning a model directory (the paper's regime),
+and the soft-label form with mixup and its ablations. Fine-tuning a pretrained model (the paper's regime),
 they are the paper's baselines, ADD {1,1,1,1}, class-balanced batches with and without ADD, and the mixup
 rows (``ROW_SETS``).
 
@@ -32,6 +32,7 @@ import numpy as np
 from datasets import load_dataset
 
 from hf_add import finetune
+from hf_add.data.features import NAMED_CONFIGS, check_model_location
 from hf_add.data.spoken_commands import SPEECH_COMMANDS_WORDS, make_spoken_commands
 from hf_add.evaluation import evaluate_model
 from hf_add.files import atomic_write, write_json
@@ -308,8 +309,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--model_name_or_path",
         "--model",
         default="ast-mini",
-        help="a named AST config trained from scratch (ast-tiny, ast-mini, ...), or a model directory to "
-        "fine-tune, such as the backbone of `hf-add pretrain` (a new head is made for the 35 words)",
+        help="a named AST config trained from scratch (ast-tiny, ast-mini, ...), or a pretrained AST to "
+        "fine-tune: a model directory such as `hf-add pretrain`'s, or a Hub id (a new head is made for the "
+        "35 words)",
     )
     parser.add_argument(
         "--rows",
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         choices=list(ROWS),
         metavar="ROW",
         help=f"rows to run (default: the {len(ROW_SETS['from-scratch'])} from-scratch rows for a named config, "
-        f"the {len(ROW_SETS['pretrained'])} pretrained-regime rows for a model directory): "
+        f"the {len(ROW_SETS['pretrained'])} pretrained-regime rows for a pretrained model): "
         + "; ".join(ROWS),
     )
     parser.add_argument("--ast_max_length", type=int, default=100)
@@ -325,6 +327,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--device", choices=list(DEVICE_ARGS), default="cpu")
     args = parser.parse_args(argv)
+    check_model_location(args.model_name_or_path)
     recipe = Recipe(
         data_dir=args.data_dir or os.path.join(args.output_dir, "data"),
         model=args.model_name_or_path,
@@ -342,7 +345,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             seed=args.data_seed,
         )
 
-    rows = args.rows or ROW_SETS["pretrained" if os.path.isdir(args.model_name_or_path) else "from-scratch"]
+    from_scratch = args.model_name_or_path in NAMED_CONFIGS
+    rows = args.rows or ROW_SETS["from-scratch" if from_scratch else "pretrained"]
     runs = []
     for row in rows:
         for seed in range(args.seeds):
