@@ -354,7 +354,10 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             "language": language,
             "tags": [tags] if isinstance(tags, str) else tags,
             **card_kwargs,
-            "hyperparameters": training_hyperparameters(self.args, **card_kwargs.get("hyperparameters", {})),
+            "hyperparameters": training_hyperparameters(
+                self.args,
+                **{"samples_per_class": self.samples_per_class, **card_kwargs.get("hyperparameters", {})},
+            ),
         }
         save_model_card(self.args.output_dir, self.accelerator.unwrap_model(self.model).config, **card_kwargs)
 

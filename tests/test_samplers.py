@@ -180,6 +180,8 @@ def test_trainer_resumed_mid_epoch_sees_the_same_batches_with_gradient_accumulat
     assert epochs[0] != epochs[1]
     # every micro-batch has 2 classes × 2 samples: 2 × (2 × 1) = 4 ordered positive pairs
     assert {logs["positive_pairs"] for logs in full.state.log_history if "loss" in logs} == {4.0}
+    full.create_model_card()
+    assert "| samples_per_class | 2 |" in (tmp_path / "full" / "README.md").read_text()
 
 
 def test_evaluation_and_the_default_are_unchanged(tmp_path):
