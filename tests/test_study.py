@@ -63,7 +63,7 @@ def test_table_and_paired_comparison_by_hand(tmp_path):
     assert table["CE"]["wall_seconds_per_run"] == pytest.approx(101.0)
     # differences +5, 0, +10 points: mean +5, sample std 5; t(0.975, 2) = 4.303 gives ±4.303·5/√3 = ±12.42
     comparison = study.paired(runs)
-    assert "| ADD λ={1,1,1,1} | 3 | +5.00 | [-7.42, +17.42] | 2 of 3 |" in comparison
+    assert "| ADD λ={1,1,1,1} | CE | 3 | +5.00 | [-7.42, +17.42] | 2 of 3 |" in comparison
     assert "| CE | 50.00 | 60.00 | 70.00 |" in comparison
     markdown = study.markdown(list(table.values()), recipe(tmp_path), str(tmp_path), seeds=3)
     assert "| CE | 60.00 ± 10.00 |" in markdown and "hf-add train --model_name_or_path ast-tiny" in markdown
@@ -195,3 +195,18 @@ def test_a_missing_backbone_is_named_before_any_data_is_made(tmp_path):
     with pytest.raises(ValueError, match="no model directory './nothing-here'"):
         study.main(["--output_dir", str(tmp_path), "--model_name_or_path", "./nothing-here"])
     assert not (tmp_path / "data").exists()
+
+
+def test_soft_rows_are_also_paired_with_ce_under_the_same_mixup(tmp_path):
+    accuracies = {"CE": [0.80, 0.82], "CE, mixup 0.2": [0.70, 0.74], "ADD soft, mixup 0.2": [0.75, 0.75]}
+    runs = [
+        {"row": row, "seed": seed, "accuracy": value}
+        for row, values in accuracies.items()
+        for seed, value in enumerate(values)
+    ]
+    assert study.mixup_baseline("ADD soft, mixup 0.2") == "CE, mixup 0.2"
+    assert study.mixup_baseline("CE, mixup 0.2") is None and study.mixup_baseline("ADD λ={1,1,1,1}") is None
+    comparison = study.paired(runs)
+    assert "| ADD soft, mixup 0.2 | CE | 2 | -6.00 |" in comparison  # (-5 - 7) / 2
+    assert "| ADD soft, mixup 0.2 | CE, mixup 0.2 | 2 | +3.00 |" in comparison  # (+5 + 1) / 2
+    assert "| ADD soft, mixup 0.2 | 75.00 | 75.00 |" in comparison

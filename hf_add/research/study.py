@@ -187,10 +187,8 @@ def run_one(recipe: Recipe, study_dir: str, row: str, seed: int) -> dict:
 
 def summarize(runs: list[dict]) -> list[dict]:
     table = []
-    for row in ROWS:
+    for row in dict.fromkeys(r["row"] for r in runs):
         lines = [r for r in runs if r["row"] == row]
-        if not lines:
-            continue
         summary = {"row": row, "seeds": len(lines)}
         for metric in METRICS:
             values = np.array([r[metric] for r in lines], dtype=float)
@@ -231,29 +229,40 @@ def markdown(table: list[dict], recipe: Recipe, study_dir: str, seeds: int) -> s
     )
 
 
+def mixup_baseline(row: str) -> str | None:
+    """The CE row with the same mixup as an ADD row with mixup ("ADD soft, mixup 0.2" -> "CE, mixup 0.2")."""
+    args = ROWS[row]
+    if "--mixup" not in args or args[args.index("--loss") + 1] == "ce":
+        return None
+    return f"CE, mixup {args[args.index('--mixup') + 1]}"
+
+
 def paired(runs: list[dict]) -> str:
-    """Each row against CE on the same seeds: mean difference in test accuracy, its 95 % interval, the
-    seeds that favour the row; then every run's accuracy by seed."""
+    """Each row against CE, and each ADD row with mixup also against CE with the same mixup, on the same
+    seeds: mean difference in test accuracy, its 95 % interval, the seeds that favour the row; then every
+    run's accuracy by seed."""
     accuracy = {(r["row"], r["seed"]): 100 * r["accuracy"] for r in runs}
     rows = list(dict.fromkeys(r["row"] for r in runs))
-    if BASELINE not in rows or len(rows) < 2:
-        return ""
+    comparisons = [(row, BASELINE) for row in rows if row != BASELINE]
+    comparisons += [(row, mixup_baseline(row)) for row in rows if mixup_baseline(row) in rows]
     lines = [
-        f"| row − {BASELINE} | seeds | mean difference (points) | 95 % interval | seeds favouring the row |",
-        "|---|---|---|---|---|",
+        "| row | against | seeds | mean difference (points) | 95 % interval | seeds favouring the row |",
+        "|---|---|---|---|---|---|",
     ]
-    for row in rows[1:] if rows[0] == BASELINE else [r for r in rows if r != BASELINE]:
-        seeds = sorted(s for r, s in accuracy if r == row and (BASELINE, s) in accuracy)
+    for row, baseline in comparisons:
+        seeds = sorted(s for r, s in accuracy if r == row and (baseline, s) in accuracy)
         if not seeds:
             continue
         difference = PairedDifference.of(
-            [accuracy[(row, s)] for s in seeds], [accuracy[(BASELINE, s)] for s in seeds]
+            [accuracy[(row, s)] for s in seeds], [accuracy[(baseline, s)] for s in seeds]
         )
         interval = "–" if difference.low is None else f"[{difference.low:+.2f}, {difference.high:+.2f}]"
         lines.append(
-            f"| {row} | {difference.n} | {difference.mean:+.2f} | {interval} "
+            f"| {row} | {baseline} | {difference.n} | {difference.mean:+.2f} | {interval} "
             f"| {difference.favouring} of {difference.n} |"
         )
+    if len(lines) == 2:
+        return ""
     seeds = sorted({s for _, s in accuracy})
     lines += ["", f"| row | {' | '.join(f'seed {s}' for s in seeds)} |", f"|---|{'---|' * len(seeds)}"]
     for row in rows:
@@ -263,8 +272,8 @@ def paired(runs: list[dict]) -> str:
         [
             *lines,
             "",
-            "Test accuracy (%) on unseen voices. A difference is row − CE on the same seed (same data order); "
-            "the interval is the Student-t 95 % interval of the mean difference over seeds.",
+            "Test accuracy (%) on unseen voices. A difference is row − baseline on the same seed (same data "
+            "order); the interval is the Student-t 95 % interval of the mean difference over seeds.",
         ]
     )
 
