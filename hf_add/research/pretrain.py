@@ -9,7 +9,7 @@ model fine-tuned from this backbone is still tested on words and voices it has n
     hf-add train --model_name_or_path runs/backbone ...     # a new head is made for the target labels
 
 Size (the defaults): ast-mini, 258 words × 40 clips from 60 voices (6,192 training clips), 40 epochs: about
-12 min of training on 2 CPU cores, plus about 1.5 min to speak the corpus. The study needs the fine-tuned CE
+12 min of training on 2 CPU cores, plus about 1 min to speak the corpus. The study needs the fine-tuned CE
 row at 80 % or more on unseen voices (the paper's regime); 20 epochs stopped while validation accuracy was
 still climbing steeply (30 %) and gave 78 % after fine-tuning, 40 epochs give 57 % on the backbone's own
 unheard voices and 87-90 % after fine-tuning (docs/study-pretrained).
