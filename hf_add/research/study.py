@@ -214,15 +214,17 @@ def markdown(table: list[dict], recipe: Recipe, study_dir: str, seeds: int) -> s
         lines.append(
             f"| {s['row']} | {accuracy} | {' | '.join(cells)} | {pairs} | {s['wall_seconds_per_run']:.0f} |"
         )
-    example = " ".join(training_argv(recipe, PROPOSED, 0, f"{study_dir}/{slug(PROPOSED)}/seed0"))
+    rows = [summary["row"] for summary in table]
+    shown = PROPOSED if PROPOSED in rows else rows[-1]
+    example = " ".join(training_argv(recipe, shown, 0, f"{study_dir}/{slug(shown)}/seed0"))
     return "\n".join(
         [
             *lines,
             "",
             f"Mean ± sample std over {seeds} seeds; d = 1 - cos between test-set embeddings (the input "
             "of the classifier head); CV = σ/μ; positive pairs: ordered pairs of one class (with mixup, of "
-            "identical label vectors) per training batch of 32, mean over the run. Each run is one "
-            "`hf-add train`, e.g.:",
+            "identical label vectors) per training batch of 32, mean over the run's logging windows (–: a run "
+            "too short to log one). Each run is one `hf-add train`, e.g.:",
             "",
             f"    hf-add train {example}",
         ]
