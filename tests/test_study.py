@@ -210,3 +210,21 @@ def test_soft_rows_are_also_paired_with_ce_under_the_same_mixup(tmp_path):
     assert "| ADD soft, mixup 0.2 | CE | 2 | -6.00 |" in comparison  # (-5 - 7) / 2
     assert "| ADD soft, mixup 0.2 | CE, mixup 0.2 | 2 | +3.00 |" in comparison  # (+5 + 1) / 2
     assert "| ADD soft, mixup 0.2 | 75.00 | 75.00 |" in comparison
+
+
+def test_pretraining_is_deterministic_from_its_seed(tmp_path):
+    from safetensors.torch import load_file
+
+    from hf_add.research import pretrain
+
+    def backbone(name, seed):
+        pretrain.main(["--output_dir", str(tmp_path / name), "--model", "ast-tiny", "--words", "3",
+                       "--clips_per_word", "6", "--num_voices", "8", "--max_steps", "2", "--seed", str(seed)])  # fmt: skip
+        return load_file(str(tmp_path / name / "model.safetensors"))
+
+    first, again, other = backbone("a", 0), backbone("b", 0), backbone("c", 1)
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert not all(torch.equal(first[name], other[name]) for name in first)
+    assert (tmp_path / "a" / "data" / "metadata.csv").read_text() == (
+        tmp_path / "b" / "data" / "metadata.csv"
+    ).read_text()
