@@ -55,6 +55,3 @@ class PairedDifference:
             return cls(n, mean, None, None, int((differences > 0).sum()))
         half_width = t_quantile(0.975, n - 1) * differences.std(ddof=1) / math.sqrt(n)
         return cls(n, mean, mean - half_width, mean + half_width, int((differences > 0).sum()))
-
-    def excludes_zero(self) -> bool:
-        return self.low is not None and (self.low > 0 or self.high < 0)

@@ -15,8 +15,8 @@ rows (``ROW_SETS``).
 
 Resumable: a run whose ``results.json`` exists is not trained again, and an interrupted run continues from
 its last checkpoint. Writes ``runs.csv`` (one line per run), ``results.csv`` / ``results.md`` (mean ± std
-per row), ``paired.md`` (each row against CE on the same seeds, with a 95 % interval) and ``heatmaps.png``
-(Figure 5-style, CE and ADD {1,1,1,1}, seed 0).
+per row), ``paired.md`` (each row against CE on the same seeds, ADD with mixup also against CE with the
+same mixup, with 95 % intervals) and ``heatmaps.png`` (Figure 5-style, CE and ADD {1,1,1,1}, seed 0).
 """
 
 from __future__ import annotations
