@@ -39,6 +39,8 @@ from hf_add.losses.registry import loss_citation, loss_tag
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card.md"
 # Key under which ADDTrainer stores the loss configuration in the model's config.json (every checkpoint).
 CONFIG_KEY = "hf_add_training"
+# The same configuration as a file of its own beside a PEFT adapter, which is saved without a config.json.
+TRAINING_FILE = "hf_add_training.json"
 LAMBDA_SYMBOLS = {
     "lambda_mu_p": "λ_μp",
     "lambda_sigma_p": "λ_σp",
@@ -187,15 +189,35 @@ def save_model_card(output_dir: str | os.PathLike, model_dir_or_config=None, **k
     return card
 
 
+def saved_training_configuration(directory: str | os.PathLike) -> dict | None:
+    """The loss configuration saved in a model or checkpoint directory (config.json, or the file beside
+    a PEFT adapter); None when there is none."""
+    try:
+        return _load_config(directory).get(CONFIG_KEY)
+    except FileNotFoundError:
+        return None
+
+
 def _load_config(model_dir_or_config) -> dict:
     if isinstance(model_dir_or_config, Mapping):
         return dict(model_dir_or_config)
     if hasattr(model_dir_or_config, "to_dict"):
         return model_dir_or_config.to_dict()
     path = Path(model_dir_or_config)
+    if path.is_dir() and not (path / "config.json").is_file() and (path / TRAINING_FILE).is_file():
+        return _adapter_config(path)
     path = path / "config.json" if path.is_dir() else path
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def _adapter_config(directory: Path) -> dict:
+    """What a card needs from a PEFT adapter directory: the loss configuration and the base model."""
+    config = {CONFIG_KEY: json.loads((directory / TRAINING_FILE).read_text(encoding="utf-8"))}
+    adapter_config = directory / "adapter_config.json"
+    if adapter_config.is_file():
+        config["_name_or_path"] = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
+    return config
 
 
 def _hub_id(name: str | None) -> str | None:

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 from transformers.utils import logging
 
 from hf_add.balanced_dataloader import check_samples_per_class, class_balanced_train_dataloader
-from hf_add.capture import EmbeddingCapture
+from hf_add.capture import EmbeddingCapture, capture_embeddings
 from hf_add.checkpoint_reload import FromPretrainedCheckpointsMixin
+from hf_add.classification_metrics import multi_label_metrics
 from hf_add.distributed import gather_global_batch, local_batch
+from hf_add.files import write_json
 from hf_add.geometry import embedding_geometry
-from hf_add.losses import EmbeddingLoss, build_classification_loss, build_loss, describe_loss
+from hf_add.losses import EmbeddingLoss, FocalLoss, build_classification_loss, build_loss, describe_loss
 from hf_add.losses.pair_moments import count_positive_pairs
-from hf_add.model_card import CONFIG_KEY, results_from_log_history, save_model_card, training_hyperparameters
+from hf_add.losses.validation import check_label_rows
+from hf_add.model_card import (
+    CONFIG_KEY,
+    TRAINING_FILE,
+    results_from_log_history,
+    save_model_card,
+    saved_training_configuration,
+    training_hyperparameters,
+)
 
 logger = logging.get_logger(__name__)
+
+MULTI_LABEL = "multi_label_classification"
 
 
 class ComponentMeans:
@@ -88,37 +101,77 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         self,
         *args,
         embedding_loss: EmbeddingLoss | None = None,
-        classification_loss: str | nn.Module = "ce",
+        embedding_loss_init: Callable[[Any], EmbeddingLoss | None] | None = None,
+        classification_loss: str | nn.Module | None = None,
         embedding_module: str = "classifier",
         gather_embeddings: bool = True,
         samples_per_class: int | None = None,
         **kwargs,
     ):
+        if embedding_loss is not None and embedding_loss_init is not None:
+            raise ValueError("pass embedding_loss or embedding_loss_init, not both")
+        # Trainer.__init__ calls call_model_init when it is given model_init: these must exist by then.
+        self.embedding_loss = _checked_embedding_loss(embedding_loss)
+        self.embedding_loss_init = embedding_loss_init
+        self.embedding_module = embedding_module
+        self._capture: EmbeddingCapture | None = None
         super().__init__(*args, **kwargs)
-        if embedding_loss is not None and not isinstance(embedding_loss, EmbeddingLoss):
-            raise ValueError(
-                "embedding_loss must be an hf_add.EmbeddingLoss (ADDLoss(...), OrthogonalProjectionLoss(...) or "
-                f"your own subclass) or None, got {type(embedding_loss).__name__}"
-            )
         if self.args.n_gpu > 1:
             raise ValueError(
                 "ADDTrainer does not support torch.nn.DataParallel (one process, several GPUs): the pair loss "
                 "needs the whole batch. Launch one process per GPU with torchrun or accelerate launch."
             )
-        self.embedding_loss = embedding_loss
-        self.classification_loss = build_classification_loss(classification_loss)
-        self.embedding_module = embedding_module
+        if embedding_loss_init is not None and self.model_init is None:
+            self.embedding_loss = _checked_embedding_loss(embedding_loss_init(None))
+        self.classification_loss_spec = classification_loss
         self.gather_embeddings = gather_embeddings
         self.samples_per_class = samples_per_class
         if samples_per_class is not None:
             check_samples_per_class(self, samples_per_class)
-        self._capture = EmbeddingCapture(self.accelerator.unwrap_model(self.model), embedding_module)
         self._components = {"train": ComponentMeans(), "eval": ComponentMeans()}
         self._eval_batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         # First training step whose loss was not finite (-1: none), kept on the device: no sync per step.
         self._first_nonfinite_step: torch.Tensor | None = None
         self._warned_no_positive_pairs = False
-        self._record_configuration()
+        self._told_micro_batches = False
+        self._attach(self.model)
+
+    # ---- the model that is trained: model_init, hyperparameter-search trials, PEFT, compile ----
+
+    def _attach(self, model: nn.Module) -> None:
+        """Capture the embeddings of ``model`` and set the classification loss for its problem type."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        config = getattr(unwrapped, "config", None)
+        self.multi_label = getattr(config, "problem_type", None) == MULTI_LABEL
+        self._capture = capture_embeddings(unwrapped, self.embedding_module)
+        self._configure_classification_loss()
+
+    def _configure_classification_loss(self) -> None:
+        spec = self.classification_loss_spec
+        if spec is None:
+            spec = "bce" if self.multi_label else "ce"
+        elif self.multi_label and (spec == "ce" or isinstance(spec, FocalLoss)):
+            raise ValueError(
+                f"the model's config.problem_type is {MULTI_LABEL!r}, whose labels are multi-hot rows, but "
+                f"classification_loss={spec!r} is a softmax loss over one class per clip; use 'bce' (the "
+                "default for multi-label models)"
+            )
+        self.classification_loss = build_classification_loss(spec, self.args.label_smoothing_factor)
+
+    def call_model_init(self, trial=None):
+        """A fresh model (and, with ``embedding_loss_init``, a fresh embedding loss) for this run or trial,
+        with the embedding capture moved onto it."""
+        model = super().call_model_init(trial)
+        if self.embedding_loss_init is not None:
+            self.embedding_loss = _checked_embedding_loss(self.embedding_loss_init(trial))
+        if self._capture is not None:  # None while Trainer.__init__ runs: __init__ attaches afterwards
+            self._capture.remove()
+            self._attach(model)
+        return model
+
+    def _hp_search_setup(self, trial) -> None:
+        super()._hp_search_setup(trial)  # may change label_smoothing_factor after the model was built
+        self._configure_classification_loss()
 
     # ---- configuration saved with the model ----
 
@@ -132,20 +185,27 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         }
 
     def _record_configuration(self) -> None:
+        """Write this trainer's loss configuration into the model config (the trainer that saves a model
+        describes it, even when several trainers were built on one model)."""
         config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
         if config is not None:
             setattr(config, CONFIG_KEY, self.training_configuration())
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        self._record_configuration()
+        super()._save(output_dir, state_dict)
+        if self.args.should_save and _is_adapter(self.accelerator.unwrap_model(self.model)):
+            # An adapter directory has no config.json: the loss configuration is saved beside it.
+            write_json(
+                self.training_configuration(), os.path.join(output_dir or self.args.output_dir, TRAINING_FILE)
+            )
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
         self._restore_configuration(resume_from_checkpoint)
 
     def _restore_configuration(self, resume_from_checkpoint: str) -> None:
-        config_file = os.path.join(resume_from_checkpoint, "config.json")
-        if not os.path.isfile(config_file):
-            return
-        with open(config_file) as f:
-            saved = json.load(f).get(CONFIG_KEY)
+        saved = saved_training_configuration(resume_from_checkpoint)
         if saved is None or saved == self.training_configuration():
             return
         logger.warning(
@@ -153,13 +213,12 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             f"(this trainer was built with {self.training_configuration()})"
         )
         self.embedding_loss = build_loss(saved["embedding_loss"])
-        self.classification_loss = build_loss(saved["classification_loss"])
+        self.classification_loss_spec = build_loss(saved["classification_loss"])
         self.gather_embeddings = saved["gather_embeddings"]
         if saved["embedding_module"] != self.embedding_module:
             self._capture.remove()
             self.embedding_module = saved["embedding_module"]
-            self._capture = EmbeddingCapture(self.accelerator.unwrap_model(self.model), self.embedding_module)
-        self._record_configuration()
+        self._attach(self.model)
 
     def get_train_dataloader(self):
         if self.samples_per_class is None:
@@ -178,10 +237,7 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         outputs = model(**inputs)
         embeddings = self._capture.pop()
         logits = outputs["logits"]
-        if labels.dim() == 2 and labels.shape != logits.shape:
-            raise ValueError(
-                f"soft labels of shape {tuple(labels.shape)} do not match logits {tuple(logits.shape)}"
-            )
+        check_label_rows(labels, logits, self.multi_label)
 
         gather = self.embedding_loss is not None and self.gather_embeddings
         batch = gather_global_batch(embeddings, labels) if gather else local_batch(embeddings, labels)
@@ -213,13 +269,17 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         return (loss, outputs) if return_outputs else loss
 
     def _keep_for_evaluation(self, embeddings, labels, logits) -> None:
-        gathered = self.accelerator.gather_for_metrics(
-            (
+        """Embeddings, labels and predictions of an evaluation batch: class ids (argmax of soft labels and
+        logits), or for multi-label models the multi-hot rows and the logits."""
+        if self.multi_label:
+            kept = (embeddings.detach().float(), labels.float(), logits.detach().float())
+        else:
+            kept = (
                 embeddings.detach().float(),
                 labels if labels.dim() == 1 else labels.argmax(-1),
                 logits.argmax(-1),
             )
-        )
+        gathered = self.accelerator.gather_for_metrics(kept)
         self._eval_batches.append(tuple(t.cpu() for t in gathered))
 
     def _track_nonfinite(self, loss: torch.Tensor) -> None:
@@ -271,6 +331,7 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             window = self._pop_component_means("train")
             self._raise_if_nonfinite(window)
             self._warn_if_no_positive_pairs(window)
+            self._tell_micro_batches(window)
             logs = {**logs, **window}
         super().log(logs, start_time)
 
@@ -286,6 +347,27 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             f"classification loss alone; per-device batch size {self.args.per_device_train_batch_size}). Use a "
             "larger batch, or class-balanced batches: ADDTrainer(samples_per_class=K), hf-add train "
             "--samples_per_class K."
+        )
+
+    def _tell_micro_batches(self, window: dict[str, float]) -> None:
+        """Once per run: with gradient accumulation, ADD's pairs come from each micro-batch, not the update."""
+        steps = self.args.gradient_accumulation_steps
+        if (
+            self.embedding_loss is None
+            or steps == 1
+            or self._told_micro_batches
+            or "positive_pairs" not in window
+        ):
+            return
+        self._told_micro_batches = True
+        micro = self.args.per_device_train_batch_size * (
+            self.args.world_size if self.gather_embeddings else 1
+        )
+        logger.warning(
+            f"Gradient accumulation over {steps} micro-batches: {type(self.embedding_loss).__name__} takes its "
+            f"pairs from each micro-batch of {micro} samples, not from the {micro * steps} samples of an update "
+            f"(positive pairs per micro-batch so far: {window['positive_pairs']:.2f}). For more pairs, raise "
+            "per_device_train_batch_size or use samples_per_class."
         )
 
     def evaluation_loop(
@@ -310,6 +392,10 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         embeddings, labels, predictions = (
             torch.cat(parts) for parts in zip(*self._eval_batches, strict=True)
         )
+        if self.multi_label:
+            return {
+                f"{prefix}_{name}": value for name, value in multi_label_metrics(predictions, labels).items()
+            }
         metrics = {f"{prefix}_accuracy": (predictions == labels).float().mean().item()}
         num_classes = getattr(getattr(self.model, "config", None), "num_labels", None)
         geometry = embedding_geometry(embeddings, labels, num_classes=num_classes)
@@ -340,6 +426,7 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         """
         if not self.is_world_process_zero():
             return
+        self._record_configuration()
         os.makedirs(self.args.output_dir, exist_ok=True)
         dataset_ids = [dataset_tags] if isinstance(dataset_tags, str) else list(dataset_tags or [])
         dataset_names = [dataset] if isinstance(dataset, str) else list(dataset or [])
@@ -360,6 +447,20 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             ),
         }
         save_model_card(self.args.output_dir, self.accelerator.unwrap_model(self.model).config, **card_kwargs)
+
+
+def _checked_embedding_loss(loss):
+    if loss is not None and not isinstance(loss, EmbeddingLoss):
+        raise ValueError(
+            "embedding_loss must be an hf_add.EmbeddingLoss (ADDLoss(...), OrthogonalProjectionLoss(...) or "
+            f"your own subclass) or None, got {type(loss).__name__}"
+        )
+    return loss
+
+
+def _is_adapter(model: nn.Module) -> bool:
+    """A PEFT model, which saves an adapter (no config.json) instead of a whole model."""
+    return hasattr(model, "peft_config") and hasattr(model, "base_model")
 
 
 def _with_gradient_of(value: torch.Tensor, gradient_source: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 
 from hf_add.losses.base import EmbeddingLoss
 from hf_add.losses.normalization import checked_float_embeddings, scale_safe_unit
-from hf_add.losses.pair_moments import SOFT_POSITIVE_THRESHOLD, PairMoments
+from hf_add.losses.pair_moments import SOFT_POSITIVE_THRESHOLD, PairMoments, pair_sets, unit_label_vectors
 
 ADD_CITATION = """@inproceedings{almudevar2025add,
   title     = {Angular Distance Distribution Loss for Audio Classification},
@@ -37,7 +37,10 @@ def add_statistics(
       class} (eq. 2); ``num_positive_pairs``, ``num_negative_pairs`` are |D_p|, |D_n|.
     - soft labels, probabilities of shape (B, C): ``mu`` is L_μ of eq. 7 (mean of (d^y - d)² over all
       pairs, d^y the cosine distance of the label vectors); ``sigma_p`` the sample std of d² over pairs
-      with identical label vectors; ``num_positive_pairs``, ``num_pairs``. ``soft_mu="per_set"`` (an
+      with identical label vectors; ``num_positive_pairs``, ``num_pairs``. Multi-hot rows (multi-label
+      tagging, an extension of the paper) are label vectors like any other: d^y applies unchanged and
+      positives are pairs with identical label sets; a row of zeros (no label) has no direction and is
+      left out of every pair (``num_pairs`` counts the pairs that remain). ``soft_mu="per_set"`` (an
       option, not the paper's) takes L_μ as the sum of the means of (d^y - d)² over three sets of pairs,
       identical, disjoint and overlapping label vectors, so that each set weighs as μp and μn do in the
       hard form (with one-hot labels it equals μp + μn); see docs/study/soft-labels.
@@ -59,7 +62,7 @@ def add_statistics(
         z, maxima, soft = checked_float_embeddings(embeddings, labels, num_classes, validate)
         if soft:
             y = labels.to(z.dtype)
-            unit_labels = y / torch.linalg.vector_norm(y, dim=1, keepdim=True)
+            unit_labels = unit_label_vectors(y)
             mean1, std1, mean2, _, count1, count2 = PairMoments.apply(
                 z, maxima, None, unit_labels, False, eps
             )
@@ -88,10 +91,9 @@ def _per_set_soft_mu(z, maxima, unit_labels, eps) -> torch.Tensor:
     unit = scale_safe_unit(z, maxima, eps)[0]
     label_gram = unit_labels @ unit_labels.T
     squared = (unit @ unit.T - label_gram) ** 2
-    off_diagonal = ~torch.eye(len(z), dtype=torch.bool, device=z.device)
-    identical = (1.0 - label_gram < SOFT_POSITIVE_THRESHOLD) & off_diagonal
-    disjoint = (label_gram < SOFT_POSITIVE_THRESHOLD) & off_diagonal
-    overlapping = off_diagonal & ~identical & ~disjoint
+    identical, pairs = pair_sets(label_gram, None, len(z), z.device)
+    disjoint = (label_gram < SOFT_POSITIVE_THRESHOLD) & pairs
+    overlapping = pairs & ~identical & ~disjoint
     means = [
         torch.where(mask, squared, 0.0).sum() / mask.sum().clamp_min(1)
         for mask in (identical, disjoint, overlapping)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hf_add.losses.validation import check_weight
+from hf_add.losses.validation import check_label_smoothing, check_weight
 
 FOCAL_CITATION = """@inproceedings{lin2017focal,
   title     = {Focal Loss for Dense Object Detection},
@@ -25,6 +25,8 @@ class FocalLoss(nn.Module):
 
     Args:
         gamma: focusing parameter γ ≥ 0. Default 2 (the usual value; the ADD paper does not state it).
+        label_smoothing: ε in [0, 1): the targets become (1 - ε)·y + ε/C, as for cross-entropy (set by
+            ``ADDTrainer`` from ``label_smoothing_factor``).
 
     Inputs: ``logits`` (B, C) and ``labels``: class ids (B,) or class probabilities (B, C); the formula
     is linear in y, so soft targets (mixup) are well defined.
@@ -39,9 +41,10 @@ class FocalLoss(nn.Module):
 
     citation = FOCAL_CITATION
 
-    def __init__(self, gamma: float = 2.0):
+    def __init__(self, gamma: float = 2.0, label_smoothing: float = 0.0):
         super().__init__()
         self.gamma = check_weight("gamma", gamma)
+        self.label_smoothing = check_label_smoothing(label_smoothing)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if logits.dim() != 2:
@@ -57,13 +60,18 @@ class FocalLoss(nn.Module):
                 f"labels must be class ids (B,) or probabilities (B, C) matching logits {tuple(logits.shape)}, "
                 f"got {tuple(labels.shape)}"
             )
+        if self.label_smoothing:
+            targets = targets * (1.0 - self.label_smoothing) + self.label_smoothing / logits.shape[1]
         log_probs = F.log_softmax(logits.float(), dim=-1)
         if self.gamma > 0:  # (1 - p)^0 would give a 0 * inf gradient at p = 1
             log_probs = log_probs * (1.0 - log_probs.exp()).clamp_min(0.0).pow(self.gamma)
         return -(targets * log_probs).sum(dim=-1).mean()
 
     def get_config_dict(self) -> dict:
-        return {"gamma": self.gamma}
+        config = {"gamma": self.gamma}
+        return {**config, "label_smoothing": self.label_smoothing} if self.label_smoothing else config
 
     def extra_repr(self) -> str:
-        return f"gamma={self.gamma}"
+        return f"gamma={self.gamma}" + (
+            f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
+        )

@@ -27,15 +27,23 @@ def pair_sets(
     """Boolean (B, B) masks of the two pair sets, diagonal excluded.
 
     Hard labels (``class_ids``): positives (same class) and negatives (different class).
-    Soft labels (``gram_labels`` = Gram matrix of unit label vectors): positives (identical label
-    vectors) and all ordered pairs.
+    Soft labels (``gram_labels`` = Gram matrix of unit label vectors, zero rows for unlabelled samples):
+    positives (identical label vectors) and all ordered pairs of labelled samples.
     """
     off_diagonal = ~torch.eye(batch_size, dtype=torch.bool, device=device)
     if class_ids is not None:
         same = class_ids.unsqueeze(1) == class_ids.unsqueeze(0)
         return same & off_diagonal, ~same
     positives = (1.0 - gram_labels < SOFT_POSITIVE_THRESHOLD) & off_diagonal
-    return positives, off_diagonal
+    labelled = gram_labels.diagonal() > 0.5
+    return positives, labelled.unsqueeze(1) & labelled.unsqueeze(0) & off_diagonal
+
+
+def unit_label_vectors(labels: torch.Tensor) -> torch.Tensor:
+    """Label vectors (B, C) scaled to unit L2 norm (paper §3.4); a row of zeros stays zero (no label)."""
+    return labels / torch.linalg.vector_norm(labels, dim=1, keepdim=True).clamp_min(
+        torch.finfo(labels.dtype).tiny
+    )
 
 
 def count_positive_pairs(labels: torch.Tensor) -> torch.Tensor:
@@ -44,7 +52,7 @@ def count_positive_pairs(labels: torch.Tensor) -> torch.Tensor:
     if labels.dim() == 1:
         positives, _ = pair_sets(None, labels, len(labels), labels.device)
     else:
-        unit = torch.nn.functional.normalize(labels.float(), dim=1)
+        unit = unit_label_vectors(labels.float())
         positives, _ = pair_sets(unit @ unit.T, None, len(labels), labels.device)
     return positives.sum().float()
 
@@ -66,7 +74,11 @@ def _set_weights(gram_labels, class_ids, batch_size, dtype, device) -> tuple[tor
     """The two pair sets of ``pair_sets`` as flattened 0/1 matrices of ``dtype``: set sums are dot products."""
     if class_ids is None:
         first = (1.0 - gram_labels < SOFT_POSITIVE_THRESHOLD).to(dtype)
-        second = 1.0 - torch.eye(batch_size, dtype=dtype, device=device)
+        # All ordered pairs of labelled rows: a row of zeros (no label, multi-label data) has a zero unit
+        # label vector, so its diagonal entry is 0 and it is left out of both sets.
+        labelled = gram_labels.diagonal() > 0.5
+        second = (labelled.unsqueeze(1) & labelled.unsqueeze(0)).to(dtype)
+        second.diagonal().zero_()
     else:
         first = (class_ids.unsqueeze(1) == class_ids.unsqueeze(0)).to(dtype)
         second = 1.0 - first

@@ -28,6 +28,14 @@ def check_weight(name: str, value) -> float:
     return float(value)
 
 
+def check_label_smoothing(value) -> float:
+    """Label smoothing ε of a classification loss: a number in [0, 1)."""
+    value = check_weight("label_smoothing", value)
+    if value >= 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {value!r}")
+    return value
+
+
 def check_shapes(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None) -> bool:
     """Validate a batch's shapes and dtypes; return True for soft labels (B, C), False for class ids (B,)."""
     if embeddings.dim() != 2:
@@ -75,17 +83,57 @@ def check_values(
 ) -> None:
     """NaN/inf embeddings (from their per-row largest magnitudes) and label values; ``read_on_host``
     (default: on the CPU) reads them and names the problem, else one device-side assertion checks them."""
-    if torch.compiler.is_compiling():
+    _enforce(_value_checks(row_maxima, labels, soft, num_classes), "invalid loss input", read_on_host)
+
+
+def check_label_rows(labels: torch.Tensor, logits: torch.Tensor, multi_label: bool) -> None:
+    """Labels that fit the model's problem type: multi-hot rows in [0, 1] for multi-label models
+    (``config.problem_type == "multi_label_classification"``); otherwise class ids, or probability rows
+    that sum to 1 (mixup). A 2-D label that is neither is named, with the ``problem_type`` that fixes it."""
+    if multi_label and (labels.dim() != 2 or not labels.is_floating_point()):
+        raise ValueError(
+            "the model's config.problem_type is 'multi_label_classification', so labels must be multi-hot float "
+            f"rows of shape (batch_size, num_labels), got {labels.dtype} labels of shape {tuple(labels.shape)}"
+        )
+    if labels.dim() != 2:
         return
-    checks = _value_checks(row_maxima, labels, soft, num_classes)
-    if read_on_host if read_on_host is not None else row_maxima.device.type == "cpu":
+    if labels.shape != logits.shape:
+        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match logits {tuple(logits.shape)}")
+    if multi_label:
+        checks = [
+            (labels.amin(), lambda v: v >= 0, "multi-hot labels have an entry below 0"),
+            (labels.amax(), lambda v: v <= 1, "multi-hot labels have an entry above 1"),
+        ]
+    else:
+        error = (labels.sum(dim=1) - 1.0).abs().amax()
+        checks = [
+            (
+                error,
+                lambda v: v <= 1e-3,
+                (
+                    "2-D labels whose rows do not sum to 1 are not class probabilities; for multi-label tagging (several "
+                    "classes per clip) set model.config.problem_type = 'multi_label_classification'"
+                ),
+            )
+        ]
+    _enforce(checks, "invalid labels")
+
+
+def _enforce(
+    checks: list[tuple[torch.Tensor, Callable, str]], what: str, read_on_host: bool | None = None
+) -> None:
+    """Raise for the checks that fail: read on the host (default: for CPU tensors) with each problem named,
+    else one device-side assertion, so that the host never waits for the device."""
+    if torch.compiler.is_compiling() or not checks:
+        return
+    if read_on_host if read_on_host is not None else checks[0][0].device.type == "cpu":
         problems = [message for value, holds, message in checks if not holds(value.item())]
         if problems:
-            raise ValueError("invalid loss input: " + "; ".join(problems))
+            raise ValueError(f"{what}: " + "; ".join(problems))
     else:
         torch._assert_async(
-            torch.stack([holds(value) for value, holds, _ in checks]).all(),
-            "invalid loss input, one of: "
+            torch.stack([torch.as_tensor(holds(value)) for value, holds, _ in checks]).all(),
+            f"{what}, one of: "
             + "; ".join(message for *_, message in checks)
             + ". Run the batch on the CPU for the exact problem.",
         )
@@ -107,11 +155,6 @@ def _value_checks(row_maxima, labels, soft, num_classes) -> list[tuple[torch.Ten
                 labels.min(),
                 lambda v: v >= 0,
                 "soft labels have a negative entry; they must be class probabilities",
-            ),
-            (
-                row_sums.min(),
-                lambda v: v > 0,
-                "soft labels have a row that sums to 0; every sample needs some class mass",
             ),
         ]
     else:
