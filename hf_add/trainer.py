@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers.trainer_utils import default_compute_objective
 from transformers.utils import logging
 
 from hf_add.balanced_dataloader import check_samples_per_class, class_balanced_train_dataloader
@@ -134,6 +135,7 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         self._first_nonfinite_step: torch.Tensor | None = None
         self._warned_no_positive_pairs = False
         self._told_micro_batches = False
+        self._added_metric_names: set[str] = set()
         self._attach(self.model)
 
     # ---- the model that is trained: model_init, hyperparameter-search trials, PEFT, compile ----
@@ -168,6 +170,19 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             self._capture.remove()
             self._attach(model)
         return model
+
+    def hyperparameter_search(self, hp_space=None, compute_objective=None, *args, **kwargs):
+        """``Trainer.hyperparameter_search``; the loss's own parameters are searched through
+        ``embedding_loss_init(trial)``. The default objective is Trainer's (the evaluation loss, or the sum
+        of ``compute_metrics``' values) computed without the metrics that ADDTrainer adds to evaluation."""
+        if compute_objective is None:
+            compute_objective = self._default_objective
+        return super().hyperparameter_search(hp_space, compute_objective, *args, **kwargs)
+
+    def _default_objective(self, metrics: dict[str, float]) -> float:
+        return default_compute_objective(
+            {k: v for k, v in metrics.items() if k not in self._added_metric_names}
+        )
 
     def _hp_search_setup(self, trial) -> None:
         super()._hp_search_setup(trial)  # may change label_smoothing_factor after the model was built
@@ -383,6 +398,7 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             metrics.update(self._evaluation_metrics(metric_key_prefix))
         finally:
             self._eval_batches = []
+        self._added_metric_names = {k for k in metrics if k not in output.metrics}
         output.metrics.update({k: v for k, v in metrics.items() if k not in output.metrics})
         return output
 
@@ -393,9 +409,12 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             torch.cat(parts) for parts in zip(*self._eval_batches, strict=True)
         )
         if self.multi_label:
-            return {
-                f"{prefix}_{name}": value for name, value in multi_label_metrics(predictions, labels).items()
-            }
+            logger.info_once(
+                "Multi-label evaluation reports mAP and micro/macro F1 at 0.5; the embedding-geometry summaries "
+                "(per class pair) are left out, since a clip belongs to several classes."
+            )
+            metrics = multi_label_metrics(labels, predictions)
+            return {f"{prefix}_{name}": value for name, value in metrics.items()}
         metrics = {f"{prefix}_accuracy": (predictions == labels).float().mean().item()}
         num_classes = getattr(getattr(self.model, "config", None), "num_labels", None)
         geometry = embedding_geometry(embeddings, labels, num_classes=num_classes)
