@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
-from hf_add.balanced_dataloader import check_samples_per_class, class_balanced_train_dataloader
 from hf_add.capture import EmbeddingCapture
 from hf_add.checkpoint_reload import FromPretrainedCheckpointsMixin
+from hf_add.data.balanced_loader import check_samples_per_class, class_balanced_train_dataloader
 from hf_add.distributed import gather_global_batch, local_batch
 from hf_add.geometry import embedding_geometry
 from hf_add.losses import EmbeddingLoss, build_classification_loss, build_loss, describe_loss

@@ -19,7 +19,7 @@ from bench_machine import describe
 from transformers import ASTConfig, ASTForAudioClassification, Trainer, TrainerCallback, TrainingArguments
 
 from hf_add import ADDLoss, ADDTrainer
-from hf_add.data.features import ast_from_config
+from hf_add.models.loading import ast_from_config
 
 
 class StepTimer(TrainerCallback):

@@ -12,8 +12,10 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from hf_add import ADDLoss, ADDTrainer, finetune
+from hf_add import ADDLoss, ADDTrainer
+from hf_add.commands.train import parse_config
 from hf_add.data.samplers import ClassBalancedBatchSampler, class_ids
+from hf_add.runs import check_config, run
 
 from .audio_fixtures import write_audiofolder
 from .ddp_sampler_worker import DDP_LABELS, RecordingTrainer, indexed_rows, tiny_classifier
@@ -266,12 +268,12 @@ def test_hf_add_train_samples_per_class(tmp_path):
         "--per_device_train_batch_size", "4", "--samples_per_class", "2", "--report_to", "none",
         "--use_cpu", "true", "--output_dir", str(tmp_path / "run"), "--logging_steps", "1",
     ]  # fmt: skip
-    results = finetune.run(*finetune.parse_args(argv), trainer_class=LabelRecordingTrainer)
-    assert results["arguments"]["loss"]["samples_per_class"] == 2
+    results = run(parse_config(argv), trainer_class=LabelRecordingTrainer).results
+    assert results["arguments"]["data"]["samples_per_class"] == 2
     assert len(seen) == 3
     for labels in seen:
         assert_p_by_k(labels, 2, 2)
     assert results["folds"][0]["train_positive_pairs"] == 2 * (2 * 1)  # 2 classes × 2·1 ordered pairs
     assert "samples_per_class" in (tmp_path / "run" / "fold1" / "README.md").read_text()
-    with pytest.raises(ValueError, match="--samples_per_class draws batches by class id, but --mixup"):
-        finetune.build_losses(finetune.LossArguments(samples_per_class=2, mixup=0.5))
+    with pytest.raises(ValueError, match="samples_per_class draws batches by class id, but mixup 0.5"):
+        check_config(parse_config([*argv, "--mixup", "0.5"]))

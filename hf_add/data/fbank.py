@@ -16,10 +16,9 @@ import torch.nn.functional as F
 from torchaudio.compliance.kaldi import get_mel_banks
 from transformers import ASTFeatureExtractor
 
+from hf_add.data.audio import SAMPLING_RATE
 from hf_add.models.beats import BeatsFeatureExtractor
 from hf_add.models.beats.modeling_beats import downsample_padding_mask
-
-from .audio import SAMPLING_RATE
 
 PREEMPHASIS = 0.97
 # BLAS computes a product of a few rows by another path, whose rounding differs: with at least this many rows,

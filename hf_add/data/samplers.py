@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator, Sequence
 
+import datasets
 import numpy as np
 import torch
 
@@ -148,11 +149,7 @@ class ClassBalancedBatchSampler(torch.utils.data.Sampler[list[int]]):
 def class_ids(dataset, column: str = "labels") -> np.ndarray:
     """The class id of every row of ``dataset``: a ``datasets.Dataset`` column (read without decoding any
     other column), or ``dataset[i][column]`` for each row of any other map-style dataset (which loads rows)."""
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a dependency
-        datasets = None
-    if datasets is not None and isinstance(dataset, datasets.Dataset):
+    if isinstance(dataset, datasets.Dataset):
         if column not in dataset.column_names:
             raise ValueError(
                 f"samples_per_class needs the class id of every training row, but the dataset has no {column!r} "
