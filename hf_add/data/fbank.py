@@ -1,9 +1,9 @@
 """Kaldi fbank of a whole batch in torch ops, equal (to float rounding) to the AST and BEATs feature extractors.
 
-The extractors call ``torchaudio.compliance.kaldi.fbank`` once per clip: 25 ms for 32 one-second clips on the
-project's 2-core machine, a third of ast-mini's training step; the same operations on a (clips, frames,
-window) tensor take 5 ms (``scripts/bench_data.py``), and run on the model's device if asked. Only the two extractors this recipe loads, with the options they use,
-are reproduced; anything else goes back to the extractor itself (``BatchedFbank.for_extractor`` gives None).
+The extractors call ``torchaudio.compliance.kaldi.fbank`` once per clip; the same operations on a (clips,
+frames, window) tensor are much faster (measured in ``scripts/benchmarks/bench_data.md``) and run on the
+model's device if asked. Only the two extractors this recipe loads, with the options they use, are reproduced;
+anything else goes back to the extractor itself (``BatchedFbank.for_extractor`` gives None).
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Class-balanced (P×K) training batches, so every batch holds positive pairs for ADD's μp and σp.
 
-With random batches the positive pairs are few or missing (ESC-50, 50 classes: at batch 32 about 19 ordered
-positive pairs of 992, and 54 % of the rows have no partner of their class; at batch 8, 56 % of the batches
-have no positive pair). ``ClassBalancedBatchSampler`` makes each batch P classes × K samples, the rows of a
-class next to each other.
+With random batches the positive pairs are few or missing when a dataset has many classes (the README's
+numbers for ESC-50 come from ``scripts/benchmarks/positive_pairs.py``). ``ClassBalancedBatchSampler`` makes
+each batch P classes × K samples, the rows of a class next to each other.
 
 How an epoch is drawn, from ``(seed, epoch)`` only, so every process and every resumed run draws the same:
 

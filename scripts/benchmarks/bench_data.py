@@ -10,7 +10,7 @@ step to its own end (data loading, forward, backward, optimizer step), after war
 (features, audio, audio, features, ...) so that load from other processes hits both alike, and the ratio is
 the median over adjacent pairs of runs.
 
-    python scripts/bench_data.py [--model ast-mini] [--batch_size 32] [--steps 20] [--repeats 6]
+    python scripts/benchmarks/bench_data.py [--model ast-mini] [--batch_size 32] [--steps 20] [--repeats 6]
 """
 
 from __future__ import annotations
