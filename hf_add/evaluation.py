@@ -7,13 +7,13 @@ from contextlib import nullcontext
 import torch
 from datasets import ClassLabel, Dataset
 from tqdm.auto import tqdm
-from transformers import ASTFeatureExtractor, AutoFeatureExtractor, AutoModelForAudioClassification
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hf_add.capture import EmbeddingCapture
 from hf_add.data.audio import WAVEFORM_COLUMN, decode_and_check
 from hf_add.data.collator import AudioClassificationCollator
 from hf_add.geometry import embedding_geometry
-from hf_add.models.beats import BeatsFeatureExtractor
+from hf_add.models.loading import extractor_kwargs
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -76,7 +76,7 @@ def evaluate_model(
         extractor,
         num_labels=len(label2id),
         audio_column=audio_column,
-        extractor_kwargs=evaluation_kwargs(extractor),
+        extractor_kwargs=extractor_kwargs(extractor),
     ).eval()
     batches = torch.utils.data.DataLoader(
         collator.prepare(dataset, with_labels=False), batch_size=batch_size, collate_fn=collator
@@ -105,11 +105,3 @@ def evaluate_model(
         "mean_distance": geometry.mean_distance.tolist(),
         "cv_distance": geometry.cv_distance.tolist(),
     }
-
-
-def evaluation_kwargs(extractor) -> dict:
-    """Padding for extractors that do not fix their input length by themselves (AST has a fixed number of
-    frames; BEATs pads to the longest clip and cuts at the ``max_length`` saved by training)."""
-    return (
-        {} if isinstance(extractor, (ASTFeatureExtractor, BeatsFeatureExtractor)) else {"padding": "longest"}
-    )

@@ -5,7 +5,7 @@ YAML front matter carries a ``model-index`` (task ``audio-classification``, metr
 Hub shows the result. Everything is read from the saved model (``config.json``, whose ``hf_add_training``
 entry ``ADDTrainer`` writes) and from what the caller passes; nothing is fetched from the network.
 
-``results`` (what ``build_model_card`` / ``save_model_card`` consume; ``hf_add.finetune`` derives it from
+``results`` (what ``build_model_card`` / ``save_model_card`` consume; ``hf_add.runs`` derives it from
 its ``results.json``)::
 
     {

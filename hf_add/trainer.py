@@ -12,10 +12,10 @@ from torch import nn
 from transformers.trainer_utils import default_compute_objective
 from transformers.utils import logging
 
-from hf_add.balanced_dataloader import check_samples_per_class, class_balanced_train_dataloader
 from hf_add.capture import EmbeddingCapture, capture_embeddings
 from hf_add.checkpoint_reload import FromPretrainedCheckpointsMixin
 from hf_add.classification_metrics import multi_label_metrics
+from hf_add.data.balanced_loader import check_samples_per_class, class_balanced_train_dataloader
 from hf_add.distributed import gather_global_batch, local_batch
 from hf_add.files import write_json
 from hf_add.geometry import embedding_geometry

@@ -12,8 +12,8 @@ from transformers import ASTFeatureExtractor
 
 from hf_add.data import AudioClassificationCollator
 from hf_add.data.fbank import BatchedFbank
-from hf_add.evaluation import evaluation_kwargs
 from hf_add.models.beats import BeatsFeatureExtractor
+from hf_add.models.loading import extractor_kwargs
 
 from .audio_fixtures import write_audiofolder
 
@@ -78,7 +78,7 @@ def test_beats_max_length_is_saved_and_applied(tmp_path):
     extractor = BeatsFeatureExtractor(max_length=9000)
     extractor.save_pretrained(tmp_path)
     reloaded = BeatsFeatureExtractor.from_pretrained(tmp_path)
-    assert reloaded.max_length == 9000 and evaluation_kwargs(reloaded) == {}
+    assert reloaded.max_length == 9000 and extractor_kwargs(reloaded) == {}
     expected = reloaded(clips, sampling_rate=16000, return_tensors="pt")
     assert expected["input_values"].shape[1] == 1 + (9000 - 400) // 160
     torch.testing.assert_close(

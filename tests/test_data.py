@@ -15,11 +15,10 @@ from hf_add.data import (
     PRESETS,
     AudioClassificationCollator,
     AugmentationSwitch,
-    adapt_ast_max_length,
     get_spec,
-    load_model_and_extractor,
     make_folds,
 )
+from hf_add.models.loading import adapt_ast_max_length, load_model_and_extractor
 
 from .audio_fixtures import write_audiofolder
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from datasets import load_dataset
 
-from hf_add import finetune
 from hf_add.cli import main
+from hf_add.commands import train
 from hf_add.evaluation import evaluate_model
 from hf_add.geometry import GEOMETRY_SUMMARIES
 
@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
     argv += ["--max_steps", "20", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "5"]
     argv += ["--learning_rate", "3e-3", "--output_dir", str(output), "--report_to", "none"]
     argv += ["--save_strategy", "no", "--use_cpu", "true", "--disable_tqdm", "true"]
-    results = finetune.main(argv)
+    results = train.main(argv)
     test = load_dataset("audiofolder", data_dir=str(data), split="train")
     test = test.filter(lambda fold: fold == 1, input_columns="fold")
     return data, output / results["folds"][0]["fold"], results["folds"][0], test
@@ -56,3 +56,33 @@ def test_evaluate_under_bf16_autocast(trained, tmp_path):
     assert json.loads(report.read_text())["num_samples"] == 24
     with pytest.raises(ValueError, match="precision must be one of"):
         evaluate_model(str(model_dir), test, precision="int8")
+
+
+def test_evaluate_applies_the_presets_label_rules(tmp_path):
+    """An IEMOCAP-shaped folder: `hf-add evaluate --dataset er` merges "excited" into "happy" and drops the
+    other emotions, as training does; without the preset those labels are unknown to the model."""
+    from transformers import ASTConfig, ASTFeatureExtractor
+
+    from hf_add.models.loading import ast_from_config
+
+    classes = ["neutral", "happy", "angry", "sad"]
+    model_dir = tmp_path / "model"
+    config = ASTConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, num_mel_bins=128,
+        max_length=64, id2label=dict(enumerate(classes)), label2id={name: i for i, name in enumerate(classes)},
+    )  # fmt: skip
+    ast_from_config(config).save_pretrained(model_dir)
+    ASTFeatureExtractor(num_mel_bins=128, max_length=64).save_pretrained(model_dir)
+    data = write_audiofolder(
+        tmp_path / "data", [*classes, "excited", "frustrated"], n_per_label=2, seconds=0.3
+    )
+    report = tmp_path / "er.json"
+    argv = ["evaluate", str(model_dir), "--data_dir", str(data), "--split", "train"]
+    assert main([*argv, "--dataset", "er", "--output", str(report)]) == 0
+    evaluation = json.loads(report.read_text())
+    assert evaluation["num_samples"] == 10  # 4 classes + excited (as happy), 2 clips each; frustrated dropped
+    assert evaluation["class_names"] == classes
+    with pytest.raises(
+        ValueError, match=r"labels \['excited', 'frustrated'\].*not among the model's classes"
+    ):
+        main(argv)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from transformers import ASTConfig, ASTFeatureExtractor, pipeline
 
-from hf_add.data.features import NAMED_CONFIGS, ast_from_config
+from hf_add.models.loading import NAMED_CONFIGS, ast_from_config
 
 from .audio_fixtures import write_audiofolder
 

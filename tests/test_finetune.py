@@ -1,4 +1,4 @@
-"""hf_add.finetune (cross-validated runs, results.json) and hf_add.research.table2 (Table 1 configurations)."""
+"""hf_add.runs and hf-add train (cross-validated runs, results.json) and hf_add.research.table2 (Table 1 configurations)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,11 @@ import pytest
 import torch
 import yaml
 
-from hf_add.finetune import (
-    LossArguments,
-    build_losses,
-    main,
-    parse_args,
-)
+from hf_add.commands.train import main, parse_config
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
 from hf_add.research.table2 import CELLS
 from hf_add.research.table2 import main as table2_main
+from hf_add.runs import LossSettings, RunConfig, build_losses
 
 from .audio_fixtures import write_audiofolder
 
@@ -66,14 +62,16 @@ def test_yaml_config_parses_like_the_command_line(tmp_path):
     config = {key.removeprefix("--"): yaml.safe_load(value) for key, value in flags.items()}
     config.update(output_dir=str(tmp_path), add_lambdas=[1, 0, 1, 0], cv_folds=2, mixup=0.5)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    from_yaml = parse_args([str(tmp_path / "config.yaml")])
-    from_cli = parse_args([*ARGS, "--output_dir", str(tmp_path), "--add_lambdas", "1", "0", "1", "0"])
-    assert from_yaml[:4] == from_cli[:4] and from_yaml[2].add_lambdas == [1, 0, 1, 0]
+    from_yaml = parse_config([str(tmp_path / "config.yaml")])
+    from_cli = parse_config([*ARGS, "--output_dir", str(tmp_path), "--add_lambdas", "1", "0", "1", "0"])
+    for group in ("model", "data", "loss", "augmentation", "schedule"):
+        assert getattr(from_yaml, group) == getattr(from_cli, group)
+    assert from_yaml.loss.add_lambdas == [1, 0, 1, 0]
 
 
 def test_losses_from_arguments():
     embedding, classification = build_losses(
-        LossArguments(loss="add", add_lambdas=[1, 0, 2, 0], add_lambda_mu=3)
+        LossSettings(loss="add", add_lambdas=[1, 0, 2, 0], add_lambda_mu=3)
     )
     assert isinstance(embedding, ADDLoss) and classification == "ce"
     assert (embedding.lambda_mu_p, embedding.lambda_sigma_p, embedding.lambda_mu_n, embedding.lambda_mu) == (
@@ -82,9 +80,9 @@ def test_losses_from_arguments():
         2,
         3,
     )
-    embedding, classification = build_losses(LossArguments(loss="focal", focal_gamma=2))
+    embedding, classification = build_losses(LossSettings(loss="focal", focal_gamma=2))
     assert embedding is None and isinstance(classification, FocalLoss) and classification.gamma == 2
-    embedding, _ = build_losses(LossArguments(loss="opl"))
+    embedding, _ = build_losses(LossSettings(loss="opl"))
     assert isinstance(embedding, OrthogonalProjectionLoss) and (
         embedding.gamma,
         embedding.weight,
@@ -92,7 +90,7 @@ def test_losses_from_arguments():
     z, y = torch.randn(6, 4), torch.tensor([0, 0, 1, 1, 2, 2])
     torch.testing.assert_close(embedding(z, y), 0.1 * OrthogonalProjectionLoss(gamma=2)(z, y))
     with pytest.raises(ValueError, match="soft labels"):
-        build_losses(LossArguments(loss="opl", mixup=0.5))
+        build_losses(LossSettings(loss="opl"), mixup=0.5)
 
 
 # Table 1 of the paper, written out here: (model, dataset) -> hyperparameters.
@@ -118,14 +116,15 @@ def test_table2_dry_run_matches_table1_for_all_20_cells(capsys):
         row, common = TABLE1[model, dataset], TABLE1_MODEL[model]
         assert printed["table1"]["window"] == common["window"]
         for seed, run in enumerate(printed["runs"]):
-            model_args, data_args, loss_args, recipe, training = parse_args(values=run)
-            assert (data_args.dataset, loss_args.loss, recipe.recipe, training.seed) == (
+            config = RunConfig.from_values(run)
+            recipe, training, augmentation = config.schedule, config.training, config.augmentation
+            assert (config.data.dataset, config.loss.loss, recipe.recipe, training.seed) == (
                 dataset,
                 loss,
                 "paper",
                 seed,
             )
-            assert (loss_args.freq_mask, loss_args.time_mask, loss_args.mixup) == (
+            assert (augmentation.freq_mask, augmentation.time_mask, augmentation.mixup) == (
                 row["freq_mask"], row["time_mask"], row["mixup"]
             )  # fmt: skip
             assert training.learning_rate == row["lr"] and recipe.optimizer == common["optimizer"]

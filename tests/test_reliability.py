@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hf_add.cli import USAGE, main
+from hf_add.cli import main, usage
 
 from .audio_fixtures import write_audiofolder
 
@@ -146,7 +146,7 @@ def usage_examples(text: str) -> list[list[str]]:
 
 
 def test_the_examples_of_help_and_readme_run_as_printed(tmp_path, monkeypatch):
-    examples = usage_examples(USAGE.split("example (offline):", 1)[1])
+    examples = usage_examples(usage().split("example (offline):", 1)[1])
     assert [argv[0] for argv in examples] == ["make-dataset", "train", "evaluate"]
     readme_example = README.read_text().split("Offline, end to end", 1)[1].split("```", 2)[1]
     assert usage_examples(readme_example) == examples  # the README's CLI section shows the same example

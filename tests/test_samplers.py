@@ -12,12 +12,14 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from hf_add import ADDLoss, ADDTrainer, finetune
+from hf_add import ADDLoss, ADDTrainer
+from hf_add.commands.train import parse_config
 from hf_add.data.samplers import ClassBalancedBatchSampler, class_ids
+from hf_add.runs import check_config, run
 
 from .audio_fixtures import write_audiofolder
-from .ddp_sampler_worker import DDP_LABELS, RecordingTrainer, indexed_rows, tiny_classifier
 from .tiny import cpu_training_args, torchrun_on_cpu
+from .workers.ddp_sampler_worker import DDP_LABELS, RecordingTrainer, indexed_rows, tiny_classifier
 
 ESC50_LABELS = np.repeat(np.arange(50), 40)  # 2,000 clips, 50 classes × 40
 UNBALANCED = np.array([0] * 30 + [1] * 11 + [2] * 7 + [3] * 5 + [4] * 3 + [5] * 2 + [6])
@@ -221,6 +223,29 @@ def test_trainer_refuses_what_balanced_batches_cannot_do(tmp_path, overrides, kw
         balanced_trainer(make_args(tmp_path, **overrides), **kwargs)
 
 
+def test_the_trainer_internals_the_balanced_loader_relies_on_still_exist(tmp_path):
+    """hf_add/data/balanced_loader.py builds Trainer's training DataLoader with these private pieces of
+    transformers and accelerate; a release that renames one fails here, by name, before any training."""
+    import inspect
+
+    from accelerate.data_loader import BatchSamplerShard
+    from transformers import Trainer
+
+    for name in ("_remove_unused_columns", "_get_collator_with_removed_columns"):
+        assert callable(getattr(Trainer, name, None)), (
+            f"Trainer.{name} is gone: update data/balanced_loader.py"
+        )
+    trainer = balanced_trainer(make_args(tmp_path))
+    assert trainer._train_batch_size == 4, "Trainer._train_batch_size changed: update data/balanced_loader.py"
+    parameters = inspect.signature(BatchSamplerShard.__init__).parameters
+    for name in ("batch_sampler", "num_processes", "process_index"):
+        assert name in parameters, (
+            f"accelerate's BatchSamplerShard has no {name}: update data/balanced_loader.py"
+        )
+    loader = trainer.get_train_dataloader()  # the wrapper it patches is still where it looks for it
+    assert len(next(iter(loader))["labels"]) == 4
+
+
 def test_trainer_refuses_soft_labels(tmp_path):
     soft = [{"input_values": torch.zeros(8), "labels": torch.tensor([0.5, 0.5])} for _ in range(8)]
     trainer = balanced_trainer(make_args(tmp_path))
@@ -230,7 +255,7 @@ def test_trainer_refuses_soft_labels(tmp_path):
 
 
 def test_two_processes_get_disjoint_whole_classes_equal_counts_and_resume(tmp_path):
-    torchrun_on_cpu("tests.ddp_sampler_worker", str(tmp_path))
+    torchrun_on_cpu("tests.workers.ddp_sampler_worker", str(tmp_path))
     ranks = [json.loads((tmp_path / f"seen_rank{rank}.json").read_text()) for rank in range(2)]
     per_epoch = len(DDP_LABELS) // (4 * 2)  # 43 rows, global batch 8: 5 batches on each rank
     assert [rank["length"] for rank in ranks] == [per_epoch] * 2
@@ -266,12 +291,12 @@ def test_hf_add_train_samples_per_class(tmp_path):
         "--per_device_train_batch_size", "4", "--samples_per_class", "2", "--report_to", "none",
         "--use_cpu", "true", "--output_dir", str(tmp_path / "run"), "--logging_steps", "1",
     ]  # fmt: skip
-    results = finetune.run(*finetune.parse_args(argv), trainer_class=LabelRecordingTrainer)
-    assert results["arguments"]["loss"]["samples_per_class"] == 2
+    results = run(parse_config(argv), trainer_class=LabelRecordingTrainer).results
+    assert results["arguments"]["data"]["samples_per_class"] == 2
     assert len(seen) == 3
     for labels in seen:
         assert_p_by_k(labels, 2, 2)
     assert results["folds"][0]["train_positive_pairs"] == 2 * (2 * 1)  # 2 classes × 2·1 ordered pairs
     assert "samples_per_class" in (tmp_path / "run" / "fold1" / "README.md").read_text()
-    with pytest.raises(ValueError, match="--samples_per_class draws batches by class id, but --mixup"):
-        finetune.build_losses(finetune.LossArguments(samples_per_class=2, mixup=0.5))
+    with pytest.raises(ValueError, match="samples_per_class draws batches by class id, but mixup 0.5"):
+        check_config(parse_config([*argv, "--mixup", "0.5"]))

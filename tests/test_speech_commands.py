@@ -14,12 +14,18 @@ import pytest
 import soundfile as sf
 from datasets import Audio, ClassLabel, Dataset, Features, Value, load_dataset
 
+from hf_add.commands.train import main, parse_config
 from hf_add.data import PRESETS, get_spec, make_folds
-from hf_add.data.presets import KS2_ARCHIVE_TEST_SET, KS2_HUB_TEST_SET, SPEECH_COMMANDS_ARCHIVE, card_dataset
+from hf_add.data.presets import (
+    KS2_ARCHIVE_TEST_SET,
+    KS2_HUB_TEST_SET,
+    SPEECH_COMMANDS_ARCHIVE,
+    SPEECH_COMMANDS_WORDS,
+    card_dataset,
+)
 from hf_add.data.speech_commands_archive import archive_split_files, split_clips
-from hf_add.data.spoken_commands import SPEECH_COMMANDS_WORDS
-from hf_add.finetune import main, parse_args
 from hf_add.research.table2 import main as table2_main
+from hf_add.runs import RunConfig
 
 # The ClassLabel names of google/speech_commands (its loading script): 10 commands, the other words, silence.
 COMMANDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -209,9 +215,9 @@ def test_archive_problems_are_named(tmp_path, archive):
 
 def test_cli_expresses_both_sources_and_results_record_the_test_set(archive, tmp_path):
     common = ["--dataset", "ks2", "--model_name_or_path", "ast-tiny", "--output_dir", str(tmp_path / "run")]
-    hub = parse_args(common)[1].spec()
+    hub = parse_config(common).data.spec()
     assert (hub.path, hub.data_dir, hub.test_set) == ("google/speech_commands", "v0.02", KS2_HUB_TEST_SET)
-    assert parse_args([*common, "--data_dir", str(archive)])[1].spec().path == SPEECH_COMMANDS_ARCHIVE
+    assert parse_config([*common, "--data_dir", str(archive)]).data.spec().path == SPEECH_COMMANDS_ARCHIVE
 
     results = main(
         [
@@ -233,4 +239,4 @@ def test_table2_ks2_cell_takes_the_archive(archive, capsys):
     table2_main([*cell, "--data_dir", str(archive)])
     printed = json.loads(capsys.readouterr().out)
     assert not any("not the paper's" in note for note in printed["notes"])
-    assert parse_args(values=printed["runs"][0])[1].spec().path == SPEECH_COMMANDS_ARCHIVE
+    assert RunConfig.from_values(printed["runs"][0]).data.spec().path == SPEECH_COMMANDS_ARCHIVE

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from hf_add.cli import main as cli_main
-from hf_add.data.spoken_commands import COLUMNS, make_spoken_commands, resample
 from hf_add.files import current_umask
+from hf_add.spoken_commands import COLUMNS, make_spoken_commands, resample
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 WORDS = ["yes", "no", "marvin"]

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from hf_add.files import write_json
-from hf_add.finetune import parse_args
 from hf_add.research import study
 
 
@@ -21,16 +20,18 @@ def test_slug_is_an_ascii_directory_name():
 
 @pytest.mark.parametrize("row", list(study.ROWS))
 def test_every_row_is_a_valid_training_command(tmp_path, row):
-    _, _, loss, _, training = parse_args(study.training_argv(recipe(tmp_path), row, 1, str(tmp_path / "run")))
+    config = study.run_config(recipe(tmp_path), row, 1, str(tmp_path / "run"))
+    training = config.training
     assert training.use_cpu and training.seed == 1 and training.load_best_model_at_end
-    assert loss.loss == study.ROWS[row][study.ROWS[row].index("--loss") + 1]
+    assert config.loss.loss == study.ROWS[row]["loss"]
+    assert config.command_line().startswith("hf-add train --model_name_or_path ast-tiny --ast_max_length 100")
 
 
 def test_gpu_runs_use_bf16_workers_and_model_only_checkpoints(tmp_path):
-    argv = study.training_argv(recipe(tmp_path, "cuda"), study.PROPOSED, 0, str(tmp_path / "run"))
-    assert "--use_cpu" not in argv
-    for flag in ("--bf16", "--save_only_model", "--dataloader_persistent_workers"):
-        assert argv[argv.index(flag) + 1] == "true"
+    settings = study.run_settings(recipe(tmp_path, "cuda"), study.PROPOSED, 0, str(tmp_path / "run"))
+    assert "use_cpu" not in settings
+    for name in ("bf16", "save_only_model", "dataloader_persistent_workers"):
+        assert settings[name] is True
 
 
 def fake_results(tmp_path, row, seed, accuracy):
@@ -40,7 +41,7 @@ def fake_results(tmp_path, row, seed, accuracy):
 
 
 def test_finished_runs_are_read_back_not_retrained(tmp_path, monkeypatch):
-    monkeypatch.setattr(study.finetune, "main", lambda argv: pytest.fail("a finished run was trained again"))
+    monkeypatch.setattr(study.runs, "run", lambda config: pytest.fail("a finished run was trained again"))
     fake_results(tmp_path, "CE", 0, 0.25)
     line = study.run_one(recipe(tmp_path), str(tmp_path), "CE", 0)
     assert line["accuracy"] == 0.25 and line["wall_seconds"] == 100.0
@@ -103,8 +104,8 @@ def test_pair_types_by_hand():
 def test_pretrain_makes_a_backbone_that_hf_add_train_fine_tunes(tmp_path):
     from safetensors.torch import load_file
 
-    from hf_add.data.spoken_commands import SPEECH_COMMANDS_WORDS
-    from hf_add.finetune import main as train
+    from hf_add.commands.train import main as train
+    from hf_add.data.presets import SPEECH_COMMANDS_WORDS
     from hf_add.research import pretrain
 
     assert len(pretrain.PRETRAIN_WORDS) >= 200 and not set(pretrain.PRETRAIN_WORDS) & set(

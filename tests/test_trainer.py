@@ -264,7 +264,7 @@ def test_trains_20_steps_with_decreasing_loss(tmp_path, bf16):
 @pytest.mark.parametrize("sizes", [(4, 4), (4, 3)], ids=["equal", "unequal"])
 def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path, sizes):
     output = tmp_path / "ddp.pt"
-    torchrun_on_cpu("tests.ddp_worker", str(output), ",".join(map(str, sizes)))
+    torchrun_on_cpu("tests.workers.ddp_worker", str(output), ",".join(map(str, sizes)))
     distributed = torch.load(output)
 
     rows = ast_rows(sum(sizes))

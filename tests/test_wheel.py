@@ -20,7 +20,7 @@ USER_SCRIPT = textwrap.dedent(
 
     import hf_add
     from hf_add import ADDLoss, ADDTrainer
-    from hf_add.data.features import ast_from_config
+    from hf_add.models.loading import ast_from_config
 
     assert hf_add.__file__.startswith(sys.prefix), hf_add.__file__  # the installed wheel, not the sources
     config = ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,

@@ -19,7 +19,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from hf_add.data.features import ast_from_config
+from hf_add.models.loading import ast_from_config
 
 REPO_ROOT = Path(__file__).parent.parent
 NUM_LABELS = 4

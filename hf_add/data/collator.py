@@ -17,9 +17,14 @@ import torch.nn.functional as F
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 from transformers import TrainerCallback
 
-from .audio import SAMPLING_RATE, WAVEFORM_COLUMN
-from .fbank import BatchedFbank
-from .feature_cache import FEATURES_COLUMN, FEATURES_KEY_COLUMN, cache_features, has_cached_features
+from hf_add.data.audio import SAMPLING_RATE, WAVEFORM_COLUMN
+from hf_add.data.fbank import BatchedFbank
+from hf_add.data.feature_cache import (
+    FEATURES_COLUMN,
+    FEATURES_KEY_COLUMN,
+    cache_features,
+    has_cached_features,
+)
 
 
 def _fit(wave: np.ndarray, length: int) -> np.ndarray:

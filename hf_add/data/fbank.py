@@ -1,9 +1,9 @@
 """Kaldi fbank of a whole batch in torch ops, equal (to float rounding) to the AST and BEATs feature extractors.
 
-The extractors call ``torchaudio.compliance.kaldi.fbank`` once per clip: 25 ms for 32 one-second clips on the
-project's 2-core machine, a third of ast-mini's training step; the same operations on a (clips, frames,
-window) tensor take 5 ms (``scripts/bench_data.py``), and run on the model's device if asked. Only the two extractors this recipe loads, with the options they use,
-are reproduced; anything else goes back to the extractor itself (``BatchedFbank.for_extractor`` gives None).
+The extractors call ``torchaudio.compliance.kaldi.fbank`` once per clip; the same operations on a (clips,
+frames, window) tensor are much faster (measured in ``scripts/benchmarks/bench_data.md``) and run on the
+model's device if asked. Only the two extractors this recipe loads, with the options they use, are reproduced;
+anything else goes back to the extractor itself (``BatchedFbank.for_extractor`` gives None).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import torch.nn.functional as F
 from torchaudio.compliance.kaldi import get_mel_banks
 from transformers import ASTFeatureExtractor
 
+from hf_add.data.audio import SAMPLING_RATE
 from hf_add.models.beats import BeatsFeatureExtractor
 from hf_add.models.beats.modeling_beats import downsample_padding_mask
-
-from .audio import SAMPLING_RATE
 
 PREEMPHASIS = 0.97
 # BLAS computes a product of a few rows by another path, whose rounding differs: with at least this many rows,

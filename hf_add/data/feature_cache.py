@@ -21,8 +21,8 @@ import json
 import numpy as np
 from datasets import Dataset, Features, List, Value
 
-from .audio import WAVEFORM_COLUMN
-from .fbank import BatchedFbank
+from hf_add.data.audio import WAVEFORM_COLUMN
+from hf_add.data.fbank import BatchedFbank
 
 FEATURES_COLUMN = "input_values"
 # Which feature configuration made a row's features: the cache is reused only by the same configuration.

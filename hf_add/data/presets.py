@@ -15,9 +15,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset
 
-from .audio import find_unusable_clips, resolve_unusable_clips
-from .speech_commands_archive import is_speech_commands_archive, load_speech_commands_archive
-from .spoken_commands import SPEECH_COMMANDS_WORDS
+from hf_add.data.audio import find_unusable_clips, resolve_unusable_clips
+from hf_add.data.speech_commands_archive import is_speech_commands_archive, load_speech_commands_archive
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +99,44 @@ def split_by_column(data: DatasetDict, column: str) -> DatasetDict:
 
 
 SPEECH_COMMANDS_ARCHIVE = "speech_commands_archive"
+# The 35 words of Speech Commands v2 (KS2), in the order of the class ids.
+SPEECH_COMMANDS_WORDS = (
+    "backward",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "follow",
+    "forward",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "learn",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "visual",
+    "wow",
+    "yes",
+    "zero",
+)
 KS2_HUB_TEST_SET = (
     "the Hub copy's test split: the separate 12-class test archive speech_commands_test_set_v0.02 "
     "(4,890 clips), not the paper's test set (the 11,005 clips of testing_list.txt)"

@@ -1,9 +1,8 @@
 """Class-balanced (P×K) training batches, so every batch holds positive pairs for ADD's μp and σp.
 
-With random batches the positive pairs are few or missing (ESC-50, 50 classes: at batch 32 about 19 ordered
-positive pairs of 992, and 54 % of the rows have no partner of their class; at batch 8, 56 % of the batches
-have no positive pair). ``ClassBalancedBatchSampler`` makes each batch P classes × K samples, the rows of a
-class next to each other.
+With random batches the positive pairs are few or missing when a dataset has many classes (the README's
+numbers for ESC-50 come from ``scripts/benchmarks/positive_pairs.py``). ``ClassBalancedBatchSampler`` makes
+each batch P classes × K samples, the rows of a class next to each other.
 
 How an epoch is drawn, from ``(seed, epoch)`` only, so every process and every resumed run draws the same:
 
@@ -26,6 +25,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator, Sequence
 
+import datasets
 import numpy as np
 import torch
 
@@ -148,11 +148,7 @@ class ClassBalancedBatchSampler(torch.utils.data.Sampler[list[int]]):
 def class_ids(dataset, column: str = "labels") -> np.ndarray:
     """The class id of every row of ``dataset``: a ``datasets.Dataset`` column (read without decoding any
     other column), or ``dataset[i][column]`` for each row of any other map-style dataset (which loads rows)."""
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a dependency
-        datasets = None
-    if datasets is not None and isinstance(dataset, datasets.Dataset):
+    if isinstance(dataset, datasets.Dataset):
         if column not in dataset.column_names:
             raise ValueError(
                 f"samples_per_class needs the class id of every training row, but the dataset has no {column!r} "

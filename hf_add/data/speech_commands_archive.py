@@ -13,7 +13,7 @@ import os
 
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
-from .audio import SAMPLING_RATE
+from hf_add.data.audio import SAMPLING_RATE
 
 VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"

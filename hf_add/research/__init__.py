@@ -1,5 +1,7 @@
-"""Research programs built on the library: the offline study, the paper's Table 2 cells, the offline demo.
+"""Research programs built on the library: the offline study, the paper's Table 2 cells, the pretrained
+backbone, the offline demo and the soft-label probe.
 
-The library (losses, trainer, data, models, card, hub, evaluation) never imports this package; the
-``hf-add`` command line offers these programs as ``study``, ``reproduce`` and ``make demo``.
+They call ``hf_add.runs.run`` with typed configs. No module outside this package imports or names them: the
+``hf-add`` command line finds ``study``, ``reproduce`` and ``pretrain`` through the ``hf_add.commands``
+entry-point group of pyproject.toml; the demo runs as ``python -m hf_add.research.demo`` (``make demo``).
 """

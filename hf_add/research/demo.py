@@ -21,12 +21,12 @@ import time
 from datasets import load_dataset
 from transformers import pipeline
 
-from hf_add import finetune
-from hf_add.data.spoken_commands import make_spoken_commands
+from hf_add import runs
 from hf_add.evaluation import evaluate_model
 from hf_add.files import write_json
 from hf_add.plots import plot_geometry_heatmaps
-from hf_add.research.study import Recipe, training_argv
+from hf_add.research.study import Recipe, run_config
+from hf_add.spoken_commands import make_spoken_commands
 
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
@@ -51,9 +51,8 @@ def main() -> None:
     print(f"[2/5] fine-tuning {args.model_name_or_path} with CE + ADD (λ = 1, 1, 1, 1)", flush=True)
     # the study's "ADD λ={1,1,1,1}" row; a rerun of the demo trains afresh
     recipe = Recipe(data_dir=data_dir, model=args.model_name_or_path, epochs=args.epochs)
-    argv = training_argv(recipe, "ADD λ={1,1,1,1}", seed=0, output_dir=run_dir)
-    results = finetune.main([*argv, "--overwrite_output_dir", "true"])
-    model_dir = os.path.join(run_dir, results["folds"][0]["fold"])
+    config = run_config(recipe, "ADD λ={1,1,1,1}", seed=0, output_dir=run_dir)
+    model_dir = runs.run(config.with_values(overwrite_output_dir=True)).model_dir()
 
     print("[3/5] evaluating on the test voices (never seen in training)", flush=True)
     test = load_dataset("audiofolder", data_dir=data_dir, split="train").filter(

@@ -1,18 +1,15 @@
 """An offline pretrained backbone: an AST trained with CE on a larger spoken corpus, for studies in the
 paper's regime (fine-tuning a pretrained model), with nothing from the Hub.
 
-The corpus is spoken by espeak-ng like the study's data (``hf_add.data.spoken_commands``), but from
+The corpus is spoken by espeak-ng like the study's data (``hf_add.spoken_commands``), but from
 ``PRETRAIN_WORDS`` (none of the study's 35) and from voices that are not the study's test voices, so a
 model fine-tuned from this backbone is still tested on words and voices it has never heard.
 
     hf-add pretrain --output_dir runs/backbone
     hf-add train --model_name_or_path runs/backbone ...     # a new head is made for the target labels
 
-Size (the defaults): ast-mini, 258 words × 40 clips from 60 voices (6,192 training clips), 40 epochs: about
-12 min of training on 2 CPU cores, plus about 1 min to speak the corpus. The study needs the fine-tuned CE
-row at 80 % or more on unseen voices (the paper's regime); 20 epochs stopped while validation accuracy was
-still climbing steeply (30 %) and gave 78 % after fine-tuning, 40 epochs give 57 % on the backbone's own
-unheard voices and 87-90 % after fine-tuning (docs/study-pretrained).
+The defaults (ast-mini, 258 words × 40 clips from 60 voices, 40 epochs) were chosen so that the study's
+fine-tuned CE row reaches the paper's regime on unseen voices; the measurements are in docs/study-pretrained.
 
 ``output_dir`` holds the model (config.json, model.safetensors, preprocessor_config.json, README.md), the
 corpus (``data/``) and the training run (``training/``, with its results.json).
@@ -24,8 +21,10 @@ import argparse
 import os
 import shutil
 
-from hf_add import finetune
-from hf_add.data.spoken_commands import make_speakers, make_spoken_commands
+from hf_add.runs import RunConfig, run
+from hf_add.spoken_commands import make_speakers, make_spoken_commands
+
+HELP = "an offline pretrained AST backbone (CE on 258 other spoken words, other voices)"
 
 # 258 short English words, none of them one of the study's 35 Speech Commands words.
 _WORDS = """
@@ -78,64 +77,38 @@ def main(argv: list[str] | None = None) -> str:
             exclude_voices=study_test_voices(),
         )
     training_dir = os.path.join(args.output_dir, "training")
-    results = finetune.main(
-        [
-            "--model_name_or_path",
-            args.model,
-            "--ast_max_length",
-            "100",
-            "--dataset_name",
-            "audiofolder",
-            "--data_dir",
-            data_dir,
-            "--split_column",
-            "partition",
-            "--validation_split",
-            "validation",
-            "--test_split",
-            "test",
-            "--loss",
-            "ce",
-            "--num_train_epochs",
-            str(args.epochs),
-            "--max_steps",
-            str(args.max_steps),
-            "--per_device_train_batch_size",
-            "32",
-            "--per_device_eval_batch_size",
-            "64",
-            "--learning_rate",
-            str(args.learning_rate),
-            "--warmup_epochs",
-            "1",
-            "--weight_decay",
-            "0.01",
-            "--eval_strategy",
-            "epoch",
-            "--save_strategy",
-            "epoch",
-            "--save_total_limit",
-            "1",
-            "--load_best_model_at_end",
-            "true",
-            "--metric_for_best_model",
-            "accuracy",
-            "--seed",
-            str(args.seed),
-            "--output_dir",
-            training_dir,
-            "--resume_from_checkpoint",
-            "true",
-            "--report_to",
-            "none",
-            "--logging_steps",
-            "50",
-            "--disable_tqdm",
-            "true",
-            "--use_cpu",
-            "true",
-        ]  # fmt: skip
+    config = RunConfig.from_values(
+        {
+            "model_name_or_path": args.model,
+            "ast_max_length": 100,
+            "dataset_name": "audiofolder",
+            "data_dir": data_dir,
+            "split_column": "partition",
+            "validation_split": "validation",
+            "test_split": "test",
+            "loss": "ce",
+            "num_train_epochs": args.epochs,
+            "max_steps": args.max_steps,
+            "per_device_train_batch_size": 32,
+            "per_device_eval_batch_size": 64,
+            "learning_rate": args.learning_rate,
+            "warmup_epochs": 1,
+            "weight_decay": 0.01,
+            "eval_strategy": "epoch",
+            "save_strategy": "epoch",
+            "save_total_limit": 1,
+            "load_best_model_at_end": True,
+            "metric_for_best_model": "accuracy",
+            "seed": args.seed,
+            "output_dir": training_dir,
+            "resume_from_checkpoint": "true",
+            "report_to": "none",
+            "logging_steps": 50,
+            "disable_tqdm": True,
+            "use_cpu": True,
+        }
     )
+    results = run(config).results
     (fold,) = results["folds"]
     for name in os.listdir(os.path.join(training_dir, fold["fold"])):  # the model files, at the top
         path = os.path.join(training_dir, fold["fold"], name)

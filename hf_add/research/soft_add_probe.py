@@ -18,14 +18,17 @@ training.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 import numpy as np
 import torch
 
-from hf_add import finetune
+from hf_add.capture import EmbeddingCapture
+from hf_add.commands.train import parse_config
 from hf_add.files import write_json
 from hf_add.losses import add_statistics
+from hf_add.runs import run
 from hf_add.trainer import ADDTrainer
 
 PAIR_TYPES = ("positive", "negative", "mixed")
@@ -50,8 +53,12 @@ def probe(trainer: ADDTrainer, model, inputs) -> dict:
     """The gradient norms and L_μ's pair-type split on one training batch (no parameter is changed)."""
     inputs = dict(inputs)
     labels = inputs.pop("labels")
-    logits = model(**inputs).logits
-    z = trainer._capture.pop()
+    capture = EmbeddingCapture(trainer.accelerator.unwrap_model(model), trainer.embedding_module)
+    try:
+        logits = model(**inputs).logits
+        z = capture.pop()
+    finally:
+        capture.remove()
     terms = {"classification": trainer.classification_loss(logits, labels)}
     stats = add_statistics(z, labels)
     loss = trainer.embedding_loss
@@ -77,14 +84,17 @@ def probe(trainer: ADDTrainer, model, inputs) -> dict:
 
 
 class SoftADDProbeTrainer(ADDTrainer):
-    """ADDTrainer that records ``probe`` every ``probe_every`` steps, before the step trains on the batch."""
+    """ADDTrainer that appends ``probe`` to ``records`` every ``probe_every`` steps, before the step trains on
+    the batch."""
 
-    probe_every = 10
-    records: list[dict] = []
+    def __init__(self, *args, records: list[dict], probe_every: int = 10, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.records = records
+        self.probe_every = probe_every
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.embedding_loss is not None and self.state.global_step % self.probe_every == 0:
-            type(self).records.append(probe(self, model, inputs))
+            self.records.append(probe(self, model, inputs))
         return super().training_step(model, inputs, num_items_in_batch)
 
 
@@ -105,16 +115,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", required=True, help="JSON file for the records")
     parser.add_argument("--probe_every", type=int, default=10)
     args = parser.parse_args(argv[:split])
-    SoftADDProbeTrainer.probe_every = args.probe_every
-    SoftADDProbeTrainer.records = []
-    results = finetune.run(*finetune.parse_args(argv[split + 1 :]), trainer_class=SoftADDProbeTrainer)
-    summary = thirds(SoftADDProbeTrainer.records)
-    write_json(
-        {"records": SoftADDProbeTrainer.records, "thirds": summary, "test": results["mean"]}, args.output
-    )
+    records: list[dict] = []
+    trainer = functools.partial(SoftADDProbeTrainer, records=records, probe_every=args.probe_every)
+    result = run(parse_config(argv[split + 1 :]), trainer_class=trainer)
+    summary = thirds(records)
+    write_json({"records": records, "thirds": summary, "test": result.mean}, args.output)
     for name, part in zip(("first", "middle", "last"), summary, strict=False):
         print(name, " ".join(f"{k}={v:.4g}" for k, v in part.items()))
-    return {"thirds": summary, "test": results["mean"]}
+    return {"thirds": summary, "test": result.mean}
 
 
 if __name__ == "__main__":

@@ -31,40 +31,43 @@ from dataclasses import dataclass
 import numpy as np
 from datasets import load_dataset
 
-from hf_add import finetune
-from hf_add.data.features import NAMED_CONFIGS, check_model_location
-from hf_add.data.spoken_commands import SPEECH_COMMANDS_WORDS, make_spoken_commands
+from hf_add import runs
+from hf_add.data.presets import SPEECH_COMMANDS_WORDS
 from hf_add.evaluation import evaluate_model
 from hf_add.files import atomic_write, write_json
+from hf_add.models.loading import NAMED_CONFIGS, check_model_location
 from hf_add.plots import plot_geometry_heatmaps
 from hf_add.research.paired import PairedDifference
+from hf_add.runs import RunConfig
+from hf_add.spoken_commands import make_spoken_commands
 
-ROWS: dict[str, list[str]] = {
-    "CE": ["--loss", "ce"],
-    "Focal (γ=2)": ["--loss", "focal", "--focal_gamma", "2"],
-    "CE + OPL (γ=2, ×0.1)": ["--loss", "opl", "--opl_gamma", "2", "--opl_weight", "0.1"],
-    "ADD λ={1,0,0,0}": ["--loss", "add", "--add_lambdas", "1", "0", "0", "0"],
-    "ADD λ={0,1,0,0}": ["--loss", "add", "--add_lambdas", "0", "1", "0", "0"],
-    "ADD λ={0,0,1,0}": ["--loss", "add", "--add_lambdas", "0", "0", "1", "0"],
-    "ADD λ={0,0,0,1}": ["--loss", "add", "--add_lambdas", "0", "0", "0", "1"],
-    "ADD λ={1,0,1,0}": ["--loss", "add", "--add_lambdas", "1", "0", "1", "0"],
-    "ADD λ={1,1,1,1}": ["--loss", "add", "--add_lambdas", "1", "1", "1", "1"],
-    "ADD soft, mixup 0.5": ["--loss", "add", "--mixup", "0.5"],
+HELP = "the offline ablation study of the ADD terms (results table, heatmaps)"
+
+ROWS: dict[str, dict] = {
+    "CE": dict(loss="ce"),
+    "Focal (γ=2)": dict(loss="focal", focal_gamma=2),
+    "CE + OPL (γ=2, ×0.1)": dict(loss="opl", opl_gamma=2, opl_weight=0.1),
+    "ADD λ={1,0,0,0}": dict(loss="add", add_lambdas=[1, 0, 0, 0]),
+    "ADD λ={0,1,0,0}": dict(loss="add", add_lambdas=[0, 1, 0, 0]),
+    "ADD λ={0,0,1,0}": dict(loss="add", add_lambdas=[0, 0, 1, 0]),
+    "ADD λ={0,0,0,1}": dict(loss="add", add_lambdas=[0, 0, 0, 1]),
+    "ADD λ={1,0,1,0}": dict(loss="add", add_lambdas=[1, 0, 1, 0]),
+    "ADD λ={1,1,1,1}": dict(loss="add", add_lambdas=[1, 1, 1, 1]),
+    "ADD soft, mixup 0.5": dict(loss="add", mixup=0.5),
     # The soft-label ablations: mixup alone, and each term of the soft form (eq. 8) alone.
-    "CE, mixup 0.5": ["--loss", "ce", "--mixup", "0.5"],
-    "ADD soft L_μ only, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_lambdas", "1", "0", "1", "1"],
-    "ADD soft σp only, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_lambda_mu", "0"],
-    "ADD soft per-set L_μ, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_soft_mu", "per_set"],
+    "CE, mixup 0.5": dict(loss="ce", mixup=0.5),
+    "ADD soft L_μ only, mixup 0.5": dict(loss="add", mixup=0.5, add_lambdas=[1, 0, 1, 1]),
+    "ADD soft σp only, mixup 0.5": dict(loss="add", mixup=0.5, add_lambda_mu=0),
+    "ADD soft per-set L_μ, mixup 0.5": dict(loss="add", mixup=0.5, add_soft_mu="per_set"),
     # In the pretrained regime: a weaker σp (the term that dominates the soft form's gradient from scratch)
     # and a lower mixup probability.
-    "ADD soft λσp=0.1, mixup 0.5": ["--loss", "add", "--mixup", "0.5", "--add_lambdas", "1", "0.1", "1", "1"],
-    "CE, mixup 0.2": ["--loss", "ce", "--mixup", "0.2"],
-    "ADD soft, mixup 0.2": ["--loss", "add", "--mixup", "0.2"],
+    "ADD soft λσp=0.1, mixup 0.5": dict(loss="add", mixup=0.5, add_lambdas=[1, 0.1, 1, 1]),
+    "CE, mixup 0.2": dict(loss="ce", mixup=0.2),
+    "ADD soft, mixup 0.2": dict(loss="add", mixup=0.2),
     # Class-balanced batches (8 words × 4 clips each): every batch holds ADD's positive pairs.
-    "CE, class-balanced K=4": ["--loss", "ce", "--samples_per_class", "4"],
-    "ADD λ={1,1,1,1}, class-balanced K=4": ["--loss", "add", "--add_lambdas", "1", "1", "1", "1",
-                                            "--samples_per_class", "4"],
-}  # fmt: skip
+    "CE, class-balanced K=4": dict(loss="ce", samples_per_class=4),
+    "ADD λ={1,1,1,1}, class-balanced K=4": dict(loss="add", add_lambdas=[1, 1, 1, 1], samples_per_class=4),
+}
 PRETRAINED_ONLY = (
     "ADD soft λσp=0.1, mixup 0.5",
     "CE, mixup 0.2",
@@ -102,15 +105,12 @@ METRICS = (
 BASELINE, PROPOSED = "CE", "ADD λ={1,1,1,1}"
 # On a GPU: bf16 autocast (ADD's statistics stay float32), feature extraction in worker processes, and
 # model-only checkpoints (a run is never resumed mid-way; writing optimizer state every epoch would dominate).
-DEVICE_ARGS = {
-    "cpu": ["--use_cpu", "true"],
-    "cuda": [
-        "--bf16", "true",
-        "--dataloader_num_workers", "8",
-        "--dataloader_persistent_workers", "true",
-        "--save_only_model", "true",
-    ],
-}  # fmt: skip
+DEVICE_SETTINGS = {
+    "cpu": dict(use_cpu=True),
+    "cuda": dict(
+        bf16=True, dataloader_num_workers=8, dataloader_persistent_workers=True, save_only_model=True
+    ),
+}
 
 
 def slug(row: str) -> str:
@@ -131,35 +131,40 @@ class Recipe:
     device: str = "cpu"
 
 
-def training_argv(recipe: Recipe, row: str, seed: int, output_dir: str) -> list[str]:
-    """The exact ``hf-add train`` arguments of one run (also printed into results.md)."""
-    return [
-        "--model_name_or_path", recipe.model,
-        "--ast_max_length", str(recipe.ast_max_length),
-        "--dataset_name", "audiofolder",
-        "--data_dir", recipe.data_dir,
-        "--split_column", "partition",
-        "--validation_split", "validation",
-        "--test_split", "test",
-        *ROWS[row],
-        "--num_train_epochs", str(recipe.epochs),
-        "--per_device_train_batch_size", "32",
-        "--per_device_eval_batch_size", "64",
-        "--learning_rate", str(recipe.learning_rate),
-        "--warmup_epochs", "1",
-        "--weight_decay", "0.01",
-        "--eval_strategy", "epoch",
-        "--save_strategy", "epoch",
-        "--save_total_limit", "1",
-        "--load_best_model_at_end", "true",
-        "--metric_for_best_model", "accuracy",
-        "--seed", str(seed),
-        "--output_dir", output_dir,
-        "--report_to", "none",
-        "--logging_steps", "50",
-        "--disable_tqdm", "true",
-        *DEVICE_ARGS[recipe.device],
-    ]  # fmt: skip
+def run_settings(recipe: Recipe, row: str, seed: int, output_dir: str) -> dict:
+    """The settings of one run, by name (``hf-add train``'s flags)."""
+    return {
+        "model_name_or_path": recipe.model,
+        "ast_max_length": recipe.ast_max_length,
+        "dataset_name": "audiofolder",
+        "data_dir": recipe.data_dir,
+        "split_column": "partition",
+        "validation_split": "validation",
+        "test_split": "test",
+        **ROWS[row],
+        "num_train_epochs": recipe.epochs,
+        "per_device_train_batch_size": 32,
+        "per_device_eval_batch_size": 64,
+        "learning_rate": recipe.learning_rate,
+        "warmup_epochs": 1,
+        "weight_decay": 0.01,
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "save_total_limit": 1,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "accuracy",
+        "seed": seed,
+        "output_dir": output_dir,
+        "report_to": "none",
+        "logging_steps": 50,
+        "disable_tqdm": True,
+        **DEVICE_SETTINGS[recipe.device],
+    }
+
+
+def run_config(recipe: Recipe, row: str, seed: int, output_dir: str) -> RunConfig:
+    """The config of one run (its ``command_line()`` is printed into results.md)."""
+    return RunConfig.from_values(run_settings(recipe, row, seed, output_dir))
 
 
 def run_one(recipe: Recipe, study_dir: str, row: str, seed: int) -> dict:
@@ -168,8 +173,8 @@ def run_one(recipe: Recipe, study_dir: str, row: str, seed: int) -> dict:
     results_file = os.path.join(output_dir, "results.json")
     if not os.path.isfile(results_file):
         start = time.time()
-        argv = [*training_argv(recipe, row, seed, output_dir), "--resume_from_checkpoint", "true"]
-        results = finetune.main(argv)
+        config = run_config(recipe, row, seed, output_dir).with_values(resume_from_checkpoint="true")
+        results = runs.run(config).results
         results["wall_seconds"] = time.time() - start
         write_json(results, results_file)
     with open(results_file) as f:
@@ -216,7 +221,7 @@ def markdown(table: list[dict], recipe: Recipe, study_dir: str, seeds: int) -> s
         )
     rows = [summary["row"] for summary in table]
     shown = PROPOSED if PROPOSED in rows else rows[-1]
-    example = " ".join(training_argv(recipe, shown, 0, f"{study_dir}/{slug(shown)}/seed0"))
+    example = run_config(recipe, shown, 0, f"{study_dir}/{slug(shown)}/seed0").command_line()
     return "\n".join(
         [
             *lines,
@@ -226,17 +231,17 @@ def markdown(table: list[dict], recipe: Recipe, study_dir: str, seeds: int) -> s
             "identical label vectors) per training batch of 32, mean over the run's logging windows (–: a run "
             "too short to log one). Each run is one `hf-add train`, e.g.:",
             "",
-            f"    hf-add train {example}",
+            f"    {example}",
         ]
     )
 
 
 def mixup_baseline(row: str) -> str | None:
     """The CE row with the same mixup as an ADD row with mixup ("ADD soft, mixup 0.2" -> "CE, mixup 0.2")."""
-    args = ROWS[row]
-    if "--mixup" not in args or args[args.index("--loss") + 1] == "ce":
+    settings = ROWS[row]
+    if "mixup" not in settings or settings["loss"] == "ce":
         return None
-    return f"CE, mixup {args[args.index('--mixup') + 1]}"
+    return f"CE, mixup {settings['mixup']}"
 
 
 def paired(runs: list[dict]) -> str:
@@ -336,7 +341,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--ast_max_length", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
-    parser.add_argument("--device", choices=list(DEVICE_ARGS), default="cpu")
+    parser.add_argument("--device", choices=list(DEVICE_SETTINGS), default="cpu")
     args = parser.parse_args(argv)
     check_model_location(args.model_name_or_path)
     recipe = Recipe(

@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass, field
 from transformers import HfArgumentParser
 
 from hf_add.files import write_json
-from hf_add.finetune import parse_args, run
+from hf_add.runs import RunConfig, run
+
+HELP = "one cell of the paper's Table 2 (dataset x model x loss, several seeds)"
 
 AST_CHECKPOINT = "MIT/ast-finetuned-audioset-10-10-0.4593"
 DATASETS = ("esc50", "ks2", "er")
@@ -150,7 +152,7 @@ def hyperparameters(dataset: str, model: str, recipe: str) -> dict:
 
 
 def cell_configuration(args: Table2Arguments, seed: int = 0) -> dict:
-    """The ``hf_add.finetune`` arguments of one run of the cell."""
+    """The settings of one run of the cell (``RunConfig.from_values`` takes them)."""
     if (args.dataset, args.model, args.loss) not in CELLS:
         raise ValueError(
             f"No Table 2 cell for {args.dataset}/{args.model}/{args.loss}: Focal and OPL are not run on KS2 "
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {"table1": h, "runs": configs}
     if args.model == "beats" and not args.beats_checkpoint:
         raise ValueError("--model beats needs --beats_checkpoint: a directory from hf-add convert-beats")
-    accuracies = [run(*parse_args(values=config))["mean"]["accuracy"] * 100 for config in configs]
+    accuracies = [run(RunConfig.from_values(config)).mean["accuracy"] * 100 for config in configs]
     spread = f"{statistics.stdev(accuracies):.2f}" if len(accuracies) > 1 else "n/a"  # sample std, n - 1
     cell = f"{statistics.fmean(accuracies):.2f} ± {spread}"
     result = {

@@ -4,7 +4,7 @@ Both train the same small AST (from a config, no download) on the same random ba
 (plain, ADD, plain, ADD, ...) so that load on the machine affects both alike. The step time is measured
 from on_step_begin to on_step_end (forward, backward, optimizer step), after warm-up steps.
 
-    python scripts/bench_trainer.py [--steps 30] [--repeats 3] [--batch_size 32] [--device cpu]
+    python scripts/benchmarks/bench_trainer.py [--steps 30] [--repeats 3] [--batch_size 32] [--device cpu]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bench_machine import describe
 from transformers import ASTConfig, ASTForAudioClassification, Trainer, TrainerCallback, TrainingArguments
 
 from hf_add import ADDLoss, ADDTrainer
-from hf_add.data.features import ast_from_config
+from hf_add.models.loading import ast_from_config
 
 
 class StepTimer(TrainerCallback):

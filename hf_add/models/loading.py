@@ -1,4 +1,6 @@
-"""Models and their feature extractors at the input length a dataset needs (AST frames, BEATs padding)."""
+"""Models and their feature extractors: named AST configs to train from scratch, AST input-length adaptation,
+and loading a checkpoint with a new head and the extractor set up for a dataset's clips (AST frames, BEATs
+padding)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,9 @@ from transformers import (
     AutoFeatureExtractor,
 )
 
+from hf_add.data.audio import SAMPLING_RATE
+from hf_add.data.presets import DatasetSpec
 from hf_add.models.beats import BeatsConfig, BeatsFeatureExtractor, BeatsForAudioClassification
-
-from .audio import SAMPLING_RATE
-from .presets import DatasetSpec
 
 AST_MODEL_TYPE = "audio-spectrogram-transformer"
 
@@ -115,24 +116,35 @@ def ast_from_config(config: ASTConfig) -> ASTForAudioClassification:
     return model
 
 
+def extractor_kwargs(extractor) -> dict:
+    """How the collator calls a feature extractor, in training and in evaluation alike: AST has a fixed number
+    of frames and BEATs pads to the longest clip and cuts at its saved ``max_length`` by themselves; any other
+    extractor is asked to pad to the longest clip."""
+    return (
+        {} if isinstance(extractor, (ASTFeatureExtractor, BeatsFeatureExtractor)) else {"padding": "longest"}
+    )
+
+
 def load_feature_extractor(model_name_or_path: str, spec: DatasetSpec, ast_max_length: int | None = None):
     """The feature extractor set up for ``spec``'s clips, and the keyword arguments to call it with.
 
     AST gets fixed-length inputs of ``ast_max_length`` (default: the preset's) frames; BEATs gets clips padded
-    to the longest in the batch (at most ``spec.max_seconds``) with an attention mask.
+    to the longest in the batch (at most ``spec.max_seconds``) with an attention mask (``extractor_kwargs``).
     """
     max_length = ast_max_length or spec.ast_max_length
     if model_name_or_path in NAMED_CONFIGS:
-        return ASTFeatureExtractor(num_mel_bins=128, max_length=max_length, sampling_rate=SAMPLING_RATE), {}
+        extractor = ASTFeatureExtractor(num_mel_bins=128, max_length=max_length, sampling_rate=SAMPLING_RATE)
+        return extractor, extractor_kwargs(extractor)
     if model_type_of(model_name_or_path) == "ast":
-        return ASTFeatureExtractor.from_pretrained(model_name_or_path, max_length=max_length), {}
+        extractor = ASTFeatureExtractor.from_pretrained(model_name_or_path, max_length=max_length)
+        return extractor, extractor_kwargs(extractor)
     try:
         extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path)
     except OSError:  # a converted checkpoint directory without preprocessor_config.json
         extractor = BeatsFeatureExtractor()
     # Saved with the extractor, so `hf-add evaluate` and `pipeline` cut long clips as training does.
     extractor.max_length = int(spec.max_seconds * SAMPLING_RATE)
-    return extractor, {"padding": "longest"}
+    return extractor, extractor_kwargs(extractor)
 
 
 def load_model_and_extractor(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import datasets
 import torch
 from transformers import Trainer
 from transformers.trainer_utils import has_length, seed_worker
@@ -19,14 +20,19 @@ from transformers.trainer_utils import has_length, seed_worker
 from hf_add.data.samplers import ClassBalancedBatchSampler, class_ids
 
 
+def check_balanced_batches(samples_per_class: int | None, mixup: float) -> None:
+    """The one check of class-balanced batches against mixup (whose soft labels are not class ids)."""
+    if samples_per_class is not None and mixup:
+        raise ValueError(
+            f"samples_per_class draws batches by class id, but mixup {mixup} makes soft labels, which are not "
+            "class ids: turn one of them off"
+        )
+
+
 def check_samples_per_class(trainer: Trainer, samples_per_class: int) -> None:
     """Refuse, when the trainer is built, what class-balanced batches cannot do."""
     ClassBalancedBatchSampler.check_arguments(trainer.args.train_batch_size, samples_per_class)
-    if getattr(trainer.data_collator, "mixup", 0):
-        raise ValueError(
-            "samples_per_class draws batches by class id, but the data collator mixes samples (mixup "
-            f"{trainer.data_collator.mixup}), whose soft labels are not class ids: turn one of them off"
-        )
+    check_balanced_batches(samples_per_class, getattr(trainer.data_collator, "mixup", 0))
     if trainer.args.train_sampling_strategy != "random":
         raise ValueError(
             "samples_per_class chooses the training batches itself: leave train_sampling_strategy at 'random' "
@@ -59,11 +65,7 @@ def class_balanced_train_dataloader(trainer: Trainer, samples_per_class: int) ->
         rank=args.process_index,
     )
     collator = trainer.data_collator
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a dependency
-        datasets = None
-    if datasets is not None and isinstance(dataset, datasets.Dataset):
+    if isinstance(dataset, datasets.Dataset):
         dataset = trainer._remove_unused_columns(dataset, description="Training")
     else:
         collator = trainer._get_collator_with_removed_columns(collator, description="Training")

@@ -1,12 +1,18 @@
-"""Fine-tune AST / BEATs on an audio classification dataset with ADDTrainer, over the protocol's folds.
+"""The typed run API: a protocol's folds trained with ADDTrainer, reruns and resumes planned, results written.
 
-    hf-add train --dataset esc50 --model_name_or_path MIT/ast-finetuned-audioset-10-10-0.4593 \
-        --loss add --output_dir runs/esc50-add
-    hf-add train config.yaml          # the same arguments from a YAML or JSON file
+    from hf_add.runs import RunConfig, run
+
+    config = RunConfig.from_values({"model_name_or_path": "ast-mini", "dataset": "esc50", "loss": "add",
+                                    "output_dir": "runs/esc50-add"})
+    result = run(config)                      # RunResult: result.folds, result.mean, result.std
+
+The settings are grouped by what they are: ``ModelSettings``, ``DataSettings``, ``LossSettings``,
+``AugmentationSettings``, ``ScheduleSettings`` and ``RunTrainingArguments`` (Trainer's own). Each field is
+also a flag of ``hf-add train`` (``hf_add.commands.train``), which parses them and calls ``run``.
 
 Each fold's final model is saved in ``output_dir/<fold>`` with its feature extractor (so
-``pipeline("audio-classification", model=dir)`` works); ``output_dir/results.json`` holds every fold's test
-accuracy and embedding-geometry summaries, their mean and standard deviation.
+``pipeline("audio-classification", model=dir)`` works) and its model card; ``output_dir/results.json`` holds
+every fold's test accuracy and embedding-geometry summaries, their mean and standard deviation.
 """
 
 from __future__ import annotations
@@ -17,25 +23,34 @@ import math
 import os
 import shutil
 import statistics
-import sys
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 import torch
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
-from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec, load_model_and_extractor
-from hf_add.data.features import NAMED_CONFIGS, check_model_location, load_feature_extractor
+from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec
+from hf_add.data.balanced_loader import check_balanced_batches
 from hf_add.data.presets import DatasetSpec, card_dataset, make_folds
 from hf_add.files import finite_or_null, write_json
 from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
+from hf_add.models.loading import (
+    NAMED_CONFIGS,
+    check_model_location,
+    load_feature_extractor,
+    load_model_and_extractor,
+)
 from hf_add.trainer import ADDTrainer
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class ModelArguments:
+class ModelSettings:
+    """The model to fine-tune (or a named AST config to train from scratch) and its input length."""
+
     model_name_or_path: str = field(
         metadata={
             "help": "Hub id or local directory of an AST / BEATs checkpoint, or ast-tiny|ast-mini|ast-small|ast-base "
@@ -49,7 +64,9 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class DataSettings:
+    """The dataset, its protocol (folds, splits), and how training batches are drawn from it."""
+
     dataset: str | None = field(
         default=None, metadata={"help": "Preset with the paper's protocol: esc50|ks2|er."}
     )
@@ -87,6 +104,13 @@ class DataArguments:
             "results.json and skipped_clips.json, instead of stopping."
         },
     )
+    samples_per_class: int | None = field(
+        default=None,
+        metadata={
+            "help": "Class-balanced training batches: batch size / K classes × K samples each, so every batch "
+            "has positive pairs (default: random batches)."
+        },
+    )
 
     def spec(self) -> DatasetSpec:
         return get_spec(
@@ -108,7 +132,9 @@ class DataArguments:
 
 
 @dataclass
-class LossArguments:
+class LossSettings:
+    """The loss of Table 2 (ce, focal, opl, add), its weights, and the classification loss."""
+
     loss: str = field(default="add", metadata={"help": "ce|focal|opl|add: the loss of Table 2."})
     add_lambdas: list[float] = field(
         default_factory=lambda: [1.0, 1.0, 1.0, 1.0], metadata={"help": "ADD weights λ (μp σp μn σn)."}
@@ -130,21 +156,22 @@ class LossArguments:
     classification_loss: str = field(
         default="ce", metadata={"help": "ce|bce (sigmoid BCE, authors' mixup runs)."}
     )
+
+
+@dataclass
+class AugmentationSettings:
+    """Mixup (soft labels) and SpecAugment, applied by the collator to training batches only."""
+
     mixup: float = field(default=0.0, metadata={"help": "Probability of mixing a training sample."})
     mixup_alpha: float = field(default=10.0, metadata={"help": "λ ~ Beta(alpha, alpha)."})
     freq_mask: int = field(default=0, metadata={"help": "SpecAugment frequency mask width (bins)."})
     time_mask: int = field(default=0, metadata={"help": "SpecAugment time mask width (frames)."})
-    samples_per_class: int | None = field(
-        default=None,
-        metadata={
-            "help": "Class-balanced training batches: batch size / K classes × K samples each, so every batch "
-            "has positive pairs (default: random batches)."
-        },
-    )
 
 
 @dataclass
-class RecipeArguments:
+class ScheduleSettings:
+    """The optimizer and learning-rate schedule (Trainer's own ``--optim`` and schedule are not used)."""
+
     optimizer: str = field(default="adamw", metadata={"help": "adamw|adam (Adam: L2 weight decay)."})
     warmup_epochs: float = 0.0
     lr_schedule: str = field(
@@ -158,9 +185,9 @@ class RecipeArguments:
 
 
 @dataclass
-class FinetuneTrainingArguments(TrainingArguments):
+class RunTrainingArguments(TrainingArguments):
     """``TrainingArguments`` with the rerun switch of the HF example scripts; the optimizer and schedule are
-    set by ``RecipeArguments`` (``--optimizer``, ``--warmup_epochs``, ``--lr_schedule``), so Trainer's own
+    set by ``ScheduleSettings`` (``--optimizer``, ``--warmup_epochs``, ``--lr_schedule``), so Trainer's own
     ``--optim``, ``--lr_scheduler_type`` and ``--warmup_steps`` are refused rather than silently ignored."""
 
     overwrite_output_dir: bool = field(
@@ -190,59 +217,140 @@ class FinetuneTrainingArguments(TrainingArguments):
         super().__post_init__()
 
 
-ARGUMENT_CLASSES = (ModelArguments, DataArguments, LossArguments, RecipeArguments, FinetuneTrainingArguments)
+SETTINGS = {
+    "model": ModelSettings,
+    "data": DataSettings,
+    "loss": LossSettings,
+    "augmentation": AugmentationSettings,
+    "schedule": ScheduleSettings,
+    "training": RunTrainingArguments,
+}
 
 
-def build_losses(args: LossArguments):
+def _flag(value: Any) -> list[str]:
+    if isinstance(value, bool):
+        return [str(value).lower()]
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value]
+    return [str(value)]
+
+
+@dataclass
+class RunConfig:
+    """Everything one run is made of, grouped by what it is; ``run(config)`` trains it.
+
+    Build it from the settings objects, or with ``RunConfig.from_values({...})`` from setting names and
+    values (the names of ``hf-add train``'s flags), which also keeps the values as given so that
+    ``command_line()`` can print the equivalent ``hf-add train`` command.
+    """
+
+    model: ModelSettings
+    data: DataSettings
+    training: RunTrainingArguments
+    loss: LossSettings = field(default_factory=LossSettings)
+    augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    given: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> RunConfig:
+        """The config of ``values`` (setting name -> value); an unknown name is an error that names it."""
+        parsed = settings_parser().parse_dict(dict(values))
+        return cls(**dict(zip(SETTINGS, parsed, strict=True)), given=dict(values))
+
+    def with_values(self, **values: Any) -> RunConfig:
+        """This config (it must come from ``from_values``) with some settings replaced or added."""
+        return RunConfig.from_values({**self.given, **values})
+
+    def command_line(self) -> str:
+        """The ``hf-add train`` command of the values this config was made from."""
+        words = [word for name, value in self.given.items() for word in (f"--{name}", *_flag(value))]
+        return " ".join(["hf-add train", *words])
+
+    def arguments(self) -> dict:
+        """What ``arguments.json`` (and results.json's ``arguments``) holds: every setting, by group."""
+        return {
+            name: getattr(self, name).to_dict() if name == "training" else asdict(getattr(self, name))
+            for name in SETTINGS
+        }
+
+
+def settings_parser(prog: str = "hf-add train") -> HfArgumentParser:
+    """The parser of every setting of a run (``hf-add train``'s flags), in the order of ``SETTINGS``."""
+    return HfArgumentParser(tuple(SETTINGS.values()), prog=prog)
+
+
+@dataclass
+class RunResult:
+    """What ``run`` returns: the content of ``results.json`` and where the fold models are."""
+
+    output_dir: str
+    results: dict
+
+    @property
+    def folds(self) -> list[dict]:
+        return self.results["folds"]
+
+    @property
+    def mean(self) -> dict:
+        return self.results["mean"]
+
+    @property
+    def std(self) -> dict:
+        return self.results["std"]
+
+    def model_dir(self, fold: int = 0) -> str:
+        """The saved model (weights, feature extractor, card) of the ``fold``-th fold."""
+        return os.path.join(self.output_dir, self.folds[fold]["fold"])
+
+
+def build_losses(loss: LossSettings, mixup: float = 0.0):
     """(embedding_loss, classification_loss) for ADDTrainer."""
-    if args.loss not in ("ce", "focal", "opl", "add"):
-        raise ValueError(f"--loss must be ce, focal, opl or add, got {args.loss!r}")
-    if args.loss in ("focal", "opl") and args.mixup > 0:
-        raise ValueError(f"--loss {args.loss} needs class ids, but --mixup {args.mixup} makes soft labels")
-    if args.samples_per_class is not None and args.mixup > 0:
-        raise ValueError(
-            f"--samples_per_class draws batches by class id, but --mixup {args.mixup} makes soft labels: "
-            "use one of them"
-        )
-    if len(args.add_lambdas) != 4:
-        raise ValueError(f"--add_lambdas takes 4 numbers (μp σp μn σn), got {args.add_lambdas}")
-    classification = FocalLoss(gamma=args.focal_gamma) if args.loss == "focal" else args.classification_loss
+    if loss.loss not in ("ce", "focal", "opl", "add"):
+        raise ValueError(f"--loss must be ce, focal, opl or add, got {loss.loss!r}")
+    if loss.loss in ("focal", "opl") and mixup > 0:
+        raise ValueError(f"--loss {loss.loss} needs class ids, but --mixup {mixup} makes soft labels")
+    if len(loss.add_lambdas) != 4:
+        raise ValueError(f"--add_lambdas takes 4 numbers (μp σp μn σn), got {loss.add_lambdas}")
+    classification = FocalLoss(gamma=loss.focal_gamma) if loss.loss == "focal" else loss.classification_loss
     embedding = None
-    if args.loss == "add":
-        mu_p, sigma_p, mu_n, sigma_n = args.add_lambdas
+    if loss.loss == "add":
+        mu_p, sigma_p, mu_n, sigma_n = loss.add_lambdas
         embedding = ADDLoss(
-            mu_p, sigma_p, mu_n, sigma_n, lambda_mu=args.add_lambda_mu, soft_mu=args.add_soft_mu
+            mu_p, sigma_p, mu_n, sigma_n, lambda_mu=loss.add_lambda_mu, soft_mu=loss.add_soft_mu
         )
-    elif args.loss == "opl":
-        embedding = OrthogonalProjectionLoss(gamma=args.opl_gamma, weight=args.opl_weight)
+    elif loss.loss == "opl":
+        embedding = OrthogonalProjectionLoss(gamma=loss.opl_gamma, weight=loss.opl_weight)
     return embedding, classification
 
 
-def build_optimizer(model, recipe: RecipeArguments, training: TrainingArguments, steps_per_epoch: int):
+def build_optimizer(model, schedule: ScheduleSettings, training: TrainingArguments, steps_per_epoch: int):
     """Adam or AdamW, with linear warm-up then a constant, cosine or per-epoch exponential learning rate."""
     optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-    if recipe.optimizer not in optimizers:
-        raise ValueError(f"--optimizer must be adam or adamw, got {recipe.optimizer!r}")
-    optimizer = optimizers[recipe.optimizer](
+    if schedule.optimizer not in optimizers:
+        raise ValueError(f"--optimizer must be adam or adamw, got {schedule.optimizer!r}")
+    optimizer = optimizers[schedule.optimizer](
         [p for p in model.parameters() if p.requires_grad],
         lr=training.learning_rate,
         betas=(training.adam_beta1, training.adam_beta2),
         weight_decay=training.weight_decay,
     )
-    warmup = recipe.warmup_epochs * steps_per_epoch
+    warmup = schedule.warmup_epochs * steps_per_epoch
     total = training.max_steps if training.max_steps > 0 else training.num_train_epochs * steps_per_epoch
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        if recipe.lr_schedule == "cosine":
+        if schedule.lr_schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1.0, total - warmup))))
-        if recipe.lr_schedule == "exponential":
-            return recipe.lr_decay ** ((step - warmup) // steps_per_epoch)
+        if schedule.lr_schedule == "exponential":
+            return schedule.lr_decay ** ((step - warmup) // steps_per_epoch)
         return 1.0
 
-    if recipe.lr_schedule not in ("constant", "cosine", "exponential"):
-        raise ValueError(f"--lr_schedule must be constant, cosine or exponential, got {recipe.lr_schedule!r}")
+    if schedule.lr_schedule not in ("constant", "cosine", "exponential"):
+        raise ValueError(
+            f"--lr_schedule must be constant, cosine or exponential, got {schedule.lr_schedule!r}"
+        )
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
@@ -252,37 +360,36 @@ def _limit(dataset, n: int | None):
 
 def run_fold(
     fold,
-    spec,
-    model_args,
-    data_args,
-    loss_args,
-    recipe,
-    training,
+    spec: DatasetSpec,
+    config: RunConfig,
+    training: RunTrainingArguments,
     resume: str | None = None,
-    trainer_class: type[ADDTrainer] = ADDTrainer,
+    trainer_class: Callable[..., ADDTrainer] = ADDTrainer,
 ) -> dict:
-    """Train on one fold (from ``resume``, a checkpoint, if given) with ``trainer_class`` (ADDTrainer or a
-    subclass that measures something), save the final model, return its test metrics without ``test_``."""
+    """Train on one fold (from ``resume``, a checkpoint, if given) with ``trainer_class`` (ADDTrainer, a
+    subclass that measures something, or a factory of one), save the final model, return its test metrics
+    without ``test_``."""
+    model_settings, augmentation, schedule = config.model, config.augmentation, config.schedule
     model, extractor, extractor_kwargs = load_model_and_extractor(
-        model_args.model_name_or_path, spec, fold.id2label, model_args.ast_max_length
+        model_settings.model_name_or_path, spec, fold.id2label, model_settings.ast_max_length
     )
     collator = AudioClassificationCollator(
         extractor,
         num_labels=len(fold.id2label),
         audio_column=spec.audio_column,
-        freq_mask=loss_args.freq_mask,
-        time_mask=loss_args.time_mask,
-        mixup=loss_args.mixup,
-        mixup_alpha=loss_args.mixup_alpha,
+        freq_mask=augmentation.freq_mask,
+        time_mask=augmentation.time_mask,
+        mixup=augmentation.mixup,
+        mixup_alpha=augmentation.mixup_alpha,
         extractor_kwargs=extractor_kwargs,
     )
     # Features cached once where they can be, and only the columns the collator reads (no audio decoding).
-    train = collator.prepare(_limit(fold.train, data_args.max_train_samples))
-    test = collator.prepare(_limit(fold.test, data_args.max_eval_samples))
-    validation = None if fold.validation is None else _limit(fold.validation, data_args.max_eval_samples)
+    train = collator.prepare(_limit(fold.train, config.data.max_train_samples))
+    test = collator.prepare(_limit(fold.test, config.data.max_eval_samples))
+    validation = None if fold.validation is None else _limit(fold.validation, config.data.max_eval_samples)
     validation = collator.prepare(validation)
     world = training.per_device_train_batch_size * training.gradient_accumulation_steps * training.world_size
-    embedding_loss, classification_loss = build_losses(loss_args)
+    embedding_loss, classification_loss = build_losses(config.loss, augmentation.mixup)
     trainer = trainer_class(
         model=model,
         args=training,
@@ -291,10 +398,10 @@ def run_fold(
         processing_class=extractor,
         data_collator=collator,
         callbacks=[AugmentationSwitch(collator)],
-        optimizers=build_optimizer(model, recipe, training, max(1, math.ceil(len(train) / world))),
+        optimizers=build_optimizer(model, schedule, training, max(1, math.ceil(len(train) / world))),
         embedding_loss=embedding_loss,
         classification_loss=classification_loss,
-        samples_per_class=loss_args.samples_per_class,
+        samples_per_class=config.data.samples_per_class,
     )
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
@@ -305,8 +412,8 @@ def run_fold(
     dataset_id, dataset_name = card_dataset(spec)
     trainer.create_model_card(  # the saved model directory carries its card, ready for `hf-add push`
         finetuned_from=None
-        if model_args.model_name_or_path in NAMED_CONFIGS
-        else model_args.model_name_or_path,
+        if model_settings.model_name_or_path in NAMED_CONFIGS
+        else model_settings.model_name_or_path,
         dataset_tags=dataset_id,
         dataset=dataset_name,
         results={
@@ -315,14 +422,14 @@ def run_fold(
             "protocol": f"test split {fold.name!r}" + (f": {spec.test_set}" if spec.test_set else ""),
         },
         hyperparameters={
-            "optimizer": recipe.optimizer,
+            "optimizer": schedule.optimizer,
             "lr_scheduler": None,  # Trainer's own schedule is not used: the recipe's is stated instead
             "warmup": None,
-            "lr_schedule": f"{recipe.warmup_epochs:g} warm-up epochs, then {recipe.lr_schedule}",
-            "mixup": loss_args.mixup or None,
-            "samples_per_class": loss_args.samples_per_class,
-            "specaugment": f"freq {loss_args.freq_mask}, time {loss_args.time_mask}"
-            if loss_args.freq_mask or loss_args.time_mask
+            "lr_schedule": f"{schedule.warmup_epochs:g} warm-up epochs, then {schedule.lr_schedule}",
+            "mixup": augmentation.mixup or None,
+            "samples_per_class": config.data.samples_per_class,
+            "specaugment": f"freq {augmentation.freq_mask}, time {augmentation.time_mask}"
+            if augmentation.freq_mask or augmentation.time_mask
             else None,
         },
     )
@@ -414,28 +521,20 @@ RUN_ARGUMENTS = "arguments.json"  # written before training; a resumed run must 
 NOT_COMPARED = {"resume_from_checkpoint", "overwrite_output_dir"}
 
 
-def run_arguments(model_args, data_args, loss_args, recipe, training) -> dict:
-    return {
-        "model": asdict(model_args),
-        "data": asdict(data_args),
-        "loss": asdict(loss_args),
-        "recipe": asdict(recipe),
-        "training": training.to_dict(),
-    }
-
-
 def check_same_arguments(path: str, arguments: dict) -> None:
-    """A resumed run continues the one that was started: refuse other arguments, naming them."""
+    """A resumed run continues the one that was started: refuse other arguments, naming them.
+
+    Settings are compared by name whatever group they were saved under (every name is one flag)."""
     if not os.path.isfile(path):
         return
     with open(path) as f:
-        saved = json.load(f)
+        saved = {key: value for values in json.load(f).values() for key, value in values.items()}
     current = json.loads(json.dumps(arguments, default=str))  # as written (strict JSON, NaN -> null)
     changed = [
-        f"--{key}: {saved[section].get(key)!r} then, {value!r} now"
-        for section, values in current.items()
+        f"--{key}: {saved.get(key)!r} then, {value!r} now"
+        for values in current.values()
         for key, value in values.items()
-        if key not in NOT_COMPARED and saved.get(section, {}).get(key) != value
+        if key not in NOT_COMPARED and saved.get(key) != value
     ]
     if changed:
         raise ValueError(
@@ -445,29 +544,34 @@ def check_same_arguments(path: str, arguments: dict) -> None:
         )
 
 
-def run(
-    model_args, data_args, loss_args, recipe, training, trainer_class: type[ADDTrainer] = ADDTrainer
-) -> dict:
-    """Run every fold of the protocol and write ``results.json``; returns its content.
-
-    Everything that can be checked is checked before anything is written: arguments, the model location,
-    the output directory (see ``plan_reruns``), every clip (``make_folds``).
-    """
+def check_config(config: RunConfig) -> None:
+    """Refuse, before anything is written, settings that cannot work together."""
     for name in ("max_train_samples", "max_eval_samples"):
-        if getattr(data_args, name) is not None and getattr(data_args, name) < 1:
-            raise ValueError(
-                f"--{name} must be at least 1 (or left out for all), got {getattr(data_args, name)}"
-            )
-    build_losses(loss_args)
-    check_model_location(model_args.model_name_or_path)
-    spec = data_args.spec()
+        value = getattr(config.data, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be at least 1 (or left out for all), got {value}")
+    build_losses(config.loss, config.augmentation.mixup)
+    check_balanced_batches(config.data.samples_per_class, config.augmentation.mixup)
+    check_model_location(config.model.model_name_or_path)
+
+
+def run(config: RunConfig, trainer_class: Callable[..., ADDTrainer] = ADDTrainer) -> RunResult:
+    """Run every fold of the protocol and write ``results.json``.
+
+    Everything that can be checked is checked before anything is written: settings, the model location,
+    the output directory (see ``plan_reruns``), every clip (``make_folds``). ``trainer_class`` is ADDTrainer,
+    a subclass, or any callable taking ADDTrainer's arguments (e.g. a ``functools.partial``).
+    """
+    check_config(config)
+    training = config.training
+    spec = config.data.spec()
     base_dir = training.output_dir
     extractor, extractor_kwargs = load_feature_extractor(
-        model_args.model_name_or_path, spec, model_args.ast_max_length
+        config.model.model_name_or_path, spec, config.model.ast_max_length
     )
     features = AudioClassificationCollator(extractor, num_labels=0, extractor_kwargs=extractor_kwargs)
     folds, skipped = make_folds(
-        spec.load(), spec, data_args.cv_folds, data_args.skip_corrupt, prepare_split=features.cache_split
+        spec.load(), spec, config.data.cv_folds, config.data.skip_corrupt, prepare_split=features.cache_split
     )
     if training.load_best_model_at_end and any(fold.validation is None for fold in folds):
         raise ValueError(
@@ -485,7 +589,7 @@ def run(
         training.resume_from_checkpoint,
         training.overwrite_output_dir,
     )
-    arguments = run_arguments(model_args, data_args, loss_args, recipe, training)
+    arguments = config.arguments()
     if training.resume_from_checkpoint and not training.overwrite_output_dir:
         check_same_arguments(os.path.join(base_dir, RUN_ARGUMENTS), arguments)
     write_json(arguments, os.path.join(base_dir, RUN_ARGUMENTS))
@@ -504,23 +608,13 @@ def run(
         else:
             set_seed(training.seed)
             fold_args = replace(training, output_dir=fold_dir, resume_from_checkpoint=None)
-            metrics = run_fold(
-                fold,
-                spec,
-                model_args,
-                data_args,
-                loss_args,
-                recipe,
-                fold_args,
-                plan[fold.name],
-                trainer_class,
-            )
+            metrics = run_fold(fold, spec, config, fold_args, plan[fold.name], trainer_class)
             write_json(metrics, os.path.join(fold_dir, FOLD_RESULTS))
         per_fold.append({"fold": fold.name, **metrics})
         logger.info(f"{fold.name}: accuracy {metrics['accuracy']:.4f}")
     mean, std = summarize(per_fold)
     results = {
-        "recipe": recipe.recipe,
+        "recipe": config.schedule.recipe,
         "dataset": asdict(spec),
         "test_set": spec.test_set,
         "class_names": list(folds[0].id2label.values()),
@@ -533,26 +627,4 @@ def run(
     }
     results = finite_or_null(results)  # what results.json holds: null, not NaN, for undefined values
     write_json(results, os.path.join(base_dir, "results.json"))
-    return results
-
-
-def parse_args(argv: list[str] | None = None, values: dict | None = None):
-    """The five argument dataclasses, from ``values``, a single .yaml/.json file, or command-line flags."""
-    parser = HfArgumentParser(ARGUMENT_CLASSES, prog="hf-add train")
-    argv = sys.argv[1:] if argv is None and values is None else argv
-    if values is not None:
-        return parser.parse_dict(values)
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(argv[0])
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])
-    return parser.parse_args_into_dataclasses(argv)
-
-
-def main(argv: list[str] | None = None) -> dict:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    return run(*parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()
+    return RunResult(output_dir=base_dir, results=results)

@@ -5,7 +5,7 @@ indexing, ``torch.std``); the floor, ``(z @ z.T).sum()``, is the Gram matmul and
 implementation must pay. The three run interleaved within each batch size so that load from other
 processes hits them alike; medians are reported.
 
-    python scripts/bench_loss.py [--device cuda] [--sizes 32 256 1024 2048] [--dim 768] [--threads N]
+    python scripts/benchmarks/bench_loss.py [--device cuda] [--sizes 32 256 1024 2048] [--dim 768] [--threads N]
 """
 
 from __future__ import annotations

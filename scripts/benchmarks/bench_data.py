@@ -1,7 +1,7 @@
 """Training throughput of `hf-add train` (audio clips in, the whole data path) against the same model fed
 pre-made features, in one process, runs interleaved.
 
-Both sides are ``hf_add.finetune.main`` with the same arguments, on the same generated audiofolder (1 s
+Both sides are ``hf_add.runs.run`` with the same arguments, on the same generated audiofolder (1 s
 16-bit WAV clips at 16 kHz, like the spoken-commands set): same model, loss, optimizer and Trainer. The only
 difference is the data: "hf-add train" reads the dataset the decode-once pass made and batches it with the
 training collator; "pre-made features" swaps in, before training, a list of the very features the collator
@@ -10,7 +10,7 @@ step to its own end (data loading, forward, backward, optimizer step), after war
 (features, audio, audio, features, ...) so that load from other processes hits both alike, and the ratio is
 the median over adjacent pairs of runs.
 
-    python scripts/bench_data.py [--model ast-mini] [--batch_size 32] [--steps 20] [--repeats 6]
+    python scripts/benchmarks/bench_data.py [--model ast-mini] [--batch_size 32] [--steps 20] [--repeats 6]
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ import torch
 from bench_machine import describe
 from transformers import TrainerCallback
 
-from hf_add import finetune
-from hf_add.data import AudioClassificationCollator, load_model_and_extractor, make_folds
+from hf_add import runs
+from hf_add.commands.train import parse_config
+from hf_add.data import AudioClassificationCollator, make_folds
 from hf_add.data.fbank import BatchedFbank
+from hf_add.models.loading import load_model_and_extractor
 
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
@@ -88,7 +90,7 @@ def stack(rows: list[dict]) -> dict[str, torch.Tensor]:
 def timed_trainer(clock: StepClock, premade: PremadeFeatures | None):
     """ADDTrainer as run_fold builds it, plus the clock; with ``premade``, fed those features instead."""
 
-    class TimedTrainer(finetune.ADDTrainer):
+    class TimedTrainer(runs.ADDTrainer):
         def __init__(self, *args, **kwargs):
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), clock]
             if premade is not None:
@@ -110,8 +112,8 @@ def timed_trainer(clock: StepClock, premade: PremadeFeatures | None):
 
 def premade_features(argv: list[str]) -> PremadeFeatures:
     """The features the training collator gives the training clips (no augmentation by default)."""
-    model_args, data_args, _, _, _ = finetune.parse_args(argv)
-    spec = data_args.spec()
+    config = parse_config(argv)
+    model_args, spec = config.model, config.data.spec()
     (fold, *_), _ = make_folds(spec.load(), spec, 1)
     _, extractor, kwargs = load_model_and_extractor(
         model_args.model_name_or_path, spec, fold.id2label, model_args.ast_max_length
@@ -127,18 +129,15 @@ def premade_features(argv: list[str]) -> PremadeFeatures:
 
 def run(argv: list[str], premade: PremadeFeatures | None, root: str) -> StepClock:
     clock = StepClock()
-    trainer_class, finetune.ADDTrainer = finetune.ADDTrainer, timed_trainer(clock, premade)
-    try:
-        finetune.main([*argv, "--output_dir", tempfile.mkdtemp(dir=root)])
-    finally:
-        finetune.ADDTrainer = trainer_class
+    config = parse_config([*argv, "--output_dir", tempfile.mkdtemp(dir=root)])
+    runs.run(config, trainer_class=timed_trainer(clock, premade))
     return clock
 
 
 def extractor_vs_batched(argv: list[str], batch_size: int, repeats: int) -> tuple[float, float]:
     """Median time of the extractor clip by clip and of BatchedFbank, on one batch of the clips."""
-    model_args, data_args, _, _, _ = finetune.parse_args(argv)
-    spec = data_args.spec()
+    config = parse_config(argv)
+    model_args, spec = config.model, config.data.spec()
     (fold, *_), _ = make_folds(spec.load(), spec, 1)
     _, extractor, kwargs = load_model_and_extractor(
         model_args.model_name_or_path, spec, fold.id2label, model_args.ast_max_length

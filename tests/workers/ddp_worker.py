@@ -1,4 +1,4 @@
-"""Run under torchrun with 2 CPU processes (`-m tests.ddp_worker` from the repository root): one ADDTrainer
+"""Run under torchrun with 2 CPU processes (`-m tests.workers.ddp_worker` from the repository root): one ADDTrainer
 step on per-rank batches of given sizes.
 
 argv: OUTPUT_FILE SIZES (e.g. "4,3": rank 0 gets rows 0-3, rank 1 rows 4-6). Rank 0 saves the parameters

@@ -17,7 +17,6 @@ index, so the same seed gives byte-identical files whatever the number of worker
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import io
@@ -26,7 +25,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import wave
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -34,51 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hf_add.data.audio import SAMPLING_RATE
+from hf_add.data.presets import SPEECH_COMMANDS_WORDS
 from hf_add.files import current_umask
 
-SPEECH_COMMANDS_WORDS = (
-    "backward",
-    "bed",
-    "bird",
-    "cat",
-    "dog",
-    "down",
-    "eight",
-    "five",
-    "follow",
-    "forward",
-    "four",
-    "go",
-    "happy",
-    "house",
-    "learn",
-    "left",
-    "marvin",
-    "nine",
-    "no",
-    "off",
-    "on",
-    "one",
-    "right",
-    "seven",
-    "sheila",
-    "six",
-    "stop",
-    "three",
-    "tree",
-    "two",
-    "up",
-    "visual",
-    "wow",
-    "yes",
-    "zero",
-)
 # espeak-ng's own (non-mbrola) English voices and its voice variants (``espeak-ng --voices=variant``).
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029")
 VARIANTS = (*(f"m{i}" for i in range(1, 8)), *(f"f{i}" for i in range(1, 6)), "klatt", "klatt2", "klatt3")
 PITCH_RANGE = (25, 75)  # espeak-ng -p, 0-99
 SPEED_RANGE = (130, 200)  # espeak-ng -s, words per minute
-SAMPLE_RATE = 16000
 NUM_FOLDS = 5
 PARTITIONS = {1: "train", 2: "train", 3: "train", 4: "validation", 5: "test"}
 HALF_WIDTH = 16  # resampling filter taps on each side
@@ -200,20 +162,20 @@ def render_clip(
     rng = np.random.default_rng([seed, 1, index])
     pitch = int(np.clip(speaker.pitch + rng.integers(-4, 5), 0, 99))
     speed = int(speaker.speed + rng.integers(-10, 11))
-    speech = resample(*speak(word, speaker.voice, pitch, speed), SAMPLE_RATE)
+    speech = resample(*speak(word, speaker.voice, pitch, speed), SAMPLING_RATE)
     loud = np.flatnonzero(np.abs(speech) > 0.02 * np.abs(speech).max(initial=1e-9))
     speech = speech[loud[0] : loud[-1] + 1] if loud.size else speech
-    if speech.size > SAMPLE_RATE:  # slow speakers: keep a random 1 s of the word
-        start = int(rng.integers(0, speech.size - SAMPLE_RATE + 1))
-        speech, offset = speech[start : start + SAMPLE_RATE], 0
+    if speech.size > SAMPLING_RATE:  # slow speakers: keep a random 1 s of the word
+        start = int(rng.integers(0, speech.size - SAMPLING_RATE + 1))
+        speech, offset = speech[start : start + SAMPLING_RATE], 0
     else:
-        offset = int(rng.integers(0, SAMPLE_RATE - speech.size + 1))
+        offset = int(rng.integers(0, SAMPLING_RATE - speech.size + 1))
     speech = speech * (rng.uniform(0.2, 0.9) / max(np.abs(speech).max(), 1e-9))
-    audio = np.zeros(SAMPLE_RATE)
+    audio = np.zeros(SAMPLING_RATE)
     audio[offset : offset + speech.size] = speech
     snr_db = rng.uniform(*noise_snr_db_range) if np.isfinite(noise_snr_db_range).all() else None
     if snr_db is not None:
-        noise = colored_noise(SAMPLE_RATE, rng.choice(["white", "pink", "brown"]), rng)
+        noise = colored_noise(SAMPLING_RATE, rng.choice(["white", "pink", "brown"]), rng)
         signal_power = np.mean(speech**2)
         audio += noise * np.sqrt(signal_power / (np.mean(noise**2) * 10 ** (snr_db / 10)))
     return _wav_bytes(np.clip(np.round(audio * 32767), -32768, 32767).astype("<i2"))
@@ -264,7 +226,7 @@ def _wav_bytes(samples: np.ndarray) -> bytes:
     with wave.open(buffer, "wb") as f:
         f.setnchannels(1)
         f.setsampwidth(2)
-        f.setframerate(SAMPLE_RATE)
+        f.setframerate(SAMPLING_RATE)
         f.writeframes(samples.tobytes())
     return buffer.getvalue()
 
@@ -278,42 +240,3 @@ def _replace_dir(build: str, output_dir: str) -> None:
     os.replace(output_dir, os.path.join(old, "data"))
     os.replace(build, output_dir)
     shutil.rmtree(old)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="hf-add make-dataset", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--words", nargs="+", default=SPEECH_COMMANDS_WORDS)
-    parser.add_argument("--clips_per_word", type=int, default=20)
-    parser.add_argument(
-        "--num_voices",
-        type=int,
-        default=40,
-        help="distinct speakers (accent + variant), at least 5: one per fold",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=None, help="parallel espeak-ng processes (CPU count)")
-    parser.add_argument(
-        "--noise_snr_db_range", nargs=2, type=float, default=(5.0, 30.0), help="'inf inf' for no noise"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output_dir")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    rows = make_spoken_commands(
-        args.output_dir,
-        words=args.words,
-        clips_per_word=args.clips_per_word,
-        num_voices=args.num_voices,
-        seed=args.seed,
-        workers=args.workers,
-        noise_snr_db_range=tuple(args.noise_snr_db_range),
-        overwrite=args.overwrite,
-    )
-    seconds = time.perf_counter() - start
-    print(
-        f"wrote {len(rows)} clips to {args.output_dir} in {seconds:.1f} s ({len(rows) / seconds:.1f} clips/s)"
-    )
-
-
-if __name__ == "__main__":
-    main()

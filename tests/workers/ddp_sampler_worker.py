@@ -1,4 +1,4 @@
-"""Run under torchrun with 2 CPU processes (`-m tests.ddp_sampler_worker` from the repository root): ADDTrainer(samples_per_class=2) for 12 steps with a checkpoint at
+"""Run under torchrun with 2 CPU processes (`-m tests.workers.ddp_sampler_worker` from the repository root): ADDTrainer(samples_per_class=2) for 12 steps with a checkpoint at
 step 7, then resumed from that checkpoint; each rank writes the rows and labels of every training batch it saw.
 
 argv: OUTPUT_DIR. Writes OUTPUT_DIR/seen_rank{rank}.json: {"full": [...], "resumed": [...], "length": n}.

@@ -9,7 +9,7 @@ table and the exact values for random batches: a random batch of B rows from N w
 B(B − 1)(n − 1)/(N − 1) ordered positive pairs on average, and none with probability
 C(50, B)·40^B / C(N, B) (all B rows of different classes).
 
-    python scripts/positive_pairs.py [--epochs 1000] [--output docs/positive_pairs.png]
+    python scripts/benchmarks/positive_pairs.py [--epochs 1000] [--output docs/positive_pairs.png]
 """
 
 from __future__ import annotations

@@ -1,0 +1,25 @@
+"""``hf-add convert-beats``: an official BEATs checkpoint as a Hugging Face model directory."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "convert an official BEATs checkpoint (.pt) into a Hugging Face model directory"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="hf-add convert-beats",
+        description="Convert an official BEATs checkpoint (.pt) into a Hugging Face save_pretrained directory.",
+    )
+    parser.add_argument("checkpoint_path", help="official BEATs .pt ({'cfg', 'model'[, 'label_dict']})")
+    parser.add_argument("output_dir", help="directory to create (must not exist)")
+    parser.add_argument(
+        "--push_to_hub", metavar="REPO", default=None, help="also upload to this Hub repository"
+    )
+    args = parser.parse_args(argv)
+
+    from hf_add.models.beats import convert_beats_checkpoint
+
+    model = convert_beats_checkpoint(args.checkpoint_path, args.output_dir, push_to_hub=args.push_to_hub)
+    print(f"Wrote {type(model).__name__} ({model.num_parameters():,} parameters) to {args.output_dir}")
