@@ -44,7 +44,9 @@ from .tiny import (
     TinyConfig,
     batch_of,
     cpu_training_args,
+    random_rows,
     tiny_ast,
+    torchrun_on_cpu,
 )
 
 PAIRED_LABELS = [0, 0, 1, 1, 2, 2, 3, 3]  # two of each class in every 8 rows: ADD always has pairs
@@ -566,3 +568,40 @@ def test_a_failed_push_to_an_existing_repo_leaves_the_readme_unchanged(tmp_path,
         trainer.push_to_hub()
     assert time.monotonic() - start < 5
     assert (tmp_path / "README.md").read_text() == "my notes\n"
+
+
+# ---- two processes under torchrun: the logged loss ----
+
+
+@pytest.mark.slow  # two torchrun launches, ~45 s on 2 CPU cores
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        (4, 4),
+        pytest.param(
+            (4, 3),
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="with unequal per-rank batches (even_batches=False) the logged loss is the unweighted "
+                "mean of the ranks' classification losses, not the global-batch loss (2.2e-4 off here); the "
+                "gradients are right",
+            ),
+        ),
+    ],
+    ids=["equal", "unequal"],
+)
+def test_two_processes_log_the_one_process_loss_to_2e_6(tmp_path, sizes):
+    """test_trainer compares the parameters after a step (and the equal-size loss to rel 1e-5); issue 18
+    says the logged loss equals one process's on the concatenated batch to 2e-6."""
+    output = tmp_path / "ddp.pt"
+    torchrun_on_cpu("tests.ddp_worker", str(output), ",".join(map(str, sizes)))
+    distributed = torch.load(output)["logged_loss"]
+    trainer = InOrderADDTrainer(
+        model=tiny_ast(),
+        args=cpu_training_args(tmp_path / "single", per_device_train_batch_size=sum(sizes), max_steps=1),
+        train_dataset=ListDataset(random_rows(sum(sizes), (AST_FRAMES, AST_MELS))),
+        embedding_loss=ADDLoss(),
+    )
+    trainer.train()
+    (single,) = [entry["loss"] for entry in train_logs(trainer)]
+    assert distributed == pytest.approx(single, rel=0, abs=2e-6)
