@@ -28,6 +28,12 @@ class GlobalBatch:
     local_size: int
     global_size: int
 
+    @property
+    def mean_weight(self) -> float:
+        """This rank's weight of a per-rank mean such that the average over ranks is the global-batch mean
+        (1 for equal per-rank batches)."""
+        return self.world_size * self.local_size / self.global_size
+
     def ddp_gradient_loss(self, classification: torch.Tensor, embedding: torch.Tensor | None) -> torch.Tensor:
         """The per-rank loss whose DDP-averaged gradient is the gradient of the global-batch loss.
 
@@ -35,7 +41,7 @@ class GlobalBatch:
         batch (exact for unequal per-rank sizes); the embedding loss, computed over the global batch with
         gradient only through the local rows, is multiplied by the world size.
         """
-        loss = classification * (self.world_size * self.local_size / self.global_size)
+        loss = classification * self.mean_weight
         return loss if embedding is None else loss + embedding * self.world_size
 
 

@@ -257,8 +257,9 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         gather = self.embedding_loss is not None and self.gather_embeddings
         batch = gather_global_batch(embeddings, labels) if gather else local_batch(embeddings, labels)
         classification = self.classification_loss(logits, labels)
-        components = {"classification_loss": classification}
-        loss, embedding = classification, None
+        # Weighted so that Trainer's average over ranks is the global-batch mean (unequal batches included).
+        components = {"classification_loss": classification * batch.mean_weight}
+        loss, embedding = components["classification_loss"], None
         if self.embedding_loss is not None:
             with torch.autocast(device_type=embeddings.device.type, enabled=False):
                 stats = self.embedding_loss.statistics(

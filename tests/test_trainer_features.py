@@ -578,15 +578,7 @@ def test_a_failed_push_to_an_existing_repo_leaves_the_readme_unchanged(tmp_path,
     "sizes",
     [
         (4, 4),
-        pytest.param(
-            (4, 3),
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="with unequal per-rank batches (even_batches=False) the logged loss is the unweighted "
-                "mean of the ranks' classification losses, not the global-batch loss (2.2e-4 off here); the "
-                "gradients are right",
-            ),
-        ),
+        (4, 3),
     ],
     ids=["equal", "unequal"],
 )
@@ -594,7 +586,7 @@ def test_two_processes_log_the_one_process_loss_to_2e_6(tmp_path, sizes):
     """test_trainer compares the parameters after a step (and the equal-size loss to rel 1e-5); issue 18
     says the logged loss equals one process's on the concatenated batch to 2e-6."""
     output = tmp_path / "ddp.pt"
-    torchrun_on_cpu("tests.ddp_worker", str(output), ",".join(map(str, sizes)))
+    torchrun_on_cpu("tests.workers.ddp_worker", str(output), ",".join(map(str, sizes)))
     distributed = torch.load(output)["logged_loss"]
     trainer = InOrderADDTrainer(
         model=tiny_ast(),
