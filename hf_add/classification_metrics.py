@@ -107,7 +107,9 @@ def macro_f1(labels, predictions) -> float:
         return float("nan")
     matrix = np.asarray(confusion_matrix(labels, predictions))
     true_positives = np.diag(matrix)
-    f1 = _f1_per_class(true_positives, matrix.sum(axis=0) - true_positives, matrix.sum(axis=1) - true_positives)
+    f1 = _f1_per_class(
+        true_positives, matrix.sum(axis=0) - true_positives, matrix.sum(axis=1) - true_positives
+    )
     present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
     return float(f1[present].mean())
 
