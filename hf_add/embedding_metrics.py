@@ -258,15 +258,17 @@ def nearest_class_mean_accuracy(embeddings, labels, reference=None, reference_la
 
 @torch.no_grad()
 def kmeans(
-    points, num_clusters: int, *, seed: int = 0, max_iter: int = 300
+    points, num_clusters: int, *, seed: int = 0, max_iter: int = 300, tol: float = 1e-4
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means in float64 with k-means++ seeding (Arthur & Vassilvitskii 2007); deterministic from seed.
 
-    Seeding: the first centre is a uniformly drawn point, each next one a point drawn with probability
-    proportional to its squared distance to the nearest centre so far. Lloyd iterations then alternate
+    Seeding (greedy k-means++, as sklearn's): the first centre is a uniformly drawn point; for each next one,
+    2 + ⌊ln k⌋ candidates are drawn with probability proportional to their squared distance to the nearest
+    centre so far, and the candidate that most lowers the sum of those distances is kept. Lloyd iterations then alternate
     assignment to the nearest centre (squared Euclidean) and centre = mean of its points, until the
-    assignment no longer changes or ``max_iter``. A cluster left empty takes the point farthest from its
-    centre. One initialisation (sklearn runs several and keeps the best inertia).
+    assignment no longer changes, the centres move less than ``tol`` × the mean per-feature variance of the
+    points (sum of squared shifts; sklearn's rule and default), or ``max_iter``. A cluster left empty takes
+    the point farthest from its centre. One initialisation, as sklearn's ``n_init="auto"`` for k-means++.
 
     Returns (assignments (N,) int64, centres (num_clusters, d) float64).
     """
@@ -277,21 +279,31 @@ def kmeans(
     generator = torch.Generator().manual_seed(seed)
     squared_norms = x.square().sum(dim=1)
 
+    def squared_distances(indices):  # (len(indices), N), by a product: no (N, d) temporaries
+        return (squared_norms[indices].unsqueeze(1) - 2.0 * x[indices] @ x.T + squared_norms).clamp_min(0.0)
+
+    trials = 2 + int(math.log(num_clusters))
     chosen = [int(torch.randint(n, (1,), generator=generator))]
-    nearest = (x - x[chosen[0]]).square().sum(dim=1)
+    nearest = squared_distances(torch.tensor(chosen))[0]
     for _ in range(1, num_clusters):
         if float(nearest.sum()) > 0:
-            index = int(torch.multinomial(nearest, 1, generator=generator))
+            candidates = torch.multinomial(nearest, trials, replacement=True, generator=generator)
         else:  # fewer distinct points than clusters
-            index = int(torch.randint(n, (1,), generator=generator))
-        chosen.append(index)
-        nearest = torch.minimum(nearest, (x - x[index]).square().sum(dim=1))
+            candidates = torch.randint(n, (trials,), generator=generator)
+        potentials = torch.minimum(nearest, squared_distances(candidates))
+        best = int(potentials.sum(dim=1).argmin())
+        chosen.append(int(candidates[best]))
+        nearest = potentials[best]
     centres = x[chosen].clone()
 
+    def nearest_centre(centres):
+        distances = squared_norms.unsqueeze(1) - 2.0 * x @ centres.T + centres.square().sum(dim=1)
+        return distances.argmin(dim=1), distances
+
+    tolerance = tol * float(x.var(dim=0, unbiased=False).mean())
     assignments = None
     for _ in range(max_iter):
-        distances = squared_norms.unsqueeze(1) - 2.0 * x @ centres.T + centres.square().sum(dim=1)
-        new_assignments = distances.argmin(dim=1)
+        new_assignments, distances = nearest_centre(centres)
         if assignments is not None and torch.equal(new_assignments, assignments):
             break
         assignments = new_assignments
@@ -302,7 +314,11 @@ def kmeans(
             own_distance = distances.gather(1, assignments.unsqueeze(1)).squeeze(1)
             farthest = own_distance.topk(int(empty.sum())).indices
             sums[empty], counts[empty] = x[farthest], 1
+        shift = float((sums / counts.unsqueeze(1) - centres).square().sum())
         centres = sums / counts.unsqueeze(1)
+        if shift <= tolerance:
+            assignments, _ = nearest_centre(centres)
+            break
     return assignments, centres
 
 
