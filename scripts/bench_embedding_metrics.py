@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--num_classes", type=int, default=35)
     parser.add_argument("--block_size", type=int, default=1024)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--similarity_dtype", choices=["float64", "float32"], default="float64")
     args = parser.parse_args()
 
     generator = torch.Generator().manual_seed(0)
@@ -37,13 +38,20 @@ def main() -> None:
 
     print(
         f"N={args.num_samples} d={args.dim} classes={args.num_classes} block_size={args.block_size} k={args.k} "
+        f"similarity_dtype={args.similarity_dtype} "
         f"torch {torch.__version__} threads={torch.get_num_threads()} "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} {platform.processor() or platform.machine()}"
     )
     print(f"load average before: {os.getloadavg()}")
     timings = {}
     start = time.perf_counter()
-    retrieval = retrieval_metrics(embeddings, labels, k=args.k, block_size=args.block_size)
+    retrieval = retrieval_metrics(
+        embeddings,
+        labels,
+        k=args.k,
+        block_size=args.block_size,
+        similarity_dtype=getattr(torch, args.similarity_dtype),
+    )
     timings["retrieval_metrics"] = time.perf_counter() - start
     start = time.perf_counter()
     ncm = nearest_class_mean_accuracy(embeddings, labels)

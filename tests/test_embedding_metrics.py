@@ -100,6 +100,12 @@ def test_blocked_retrieval_matches_brute_force(seed):
     assert result["knn_accuracy"] == pytest.approx(knn, abs=1e-12)
     assert result["num_skipped_queries"] == skipped == 1
     assert knn_accuracy(torch.tensor(x), y, k=5, block_size=11) == pytest.approx(knn, abs=1e-12)
+    # float32 products: the same rankings here (no two similarities within 1e-6)
+    single = retrieval_metrics(
+        torch.tensor(x), torch.tensor(y), k=5, block_size=16, similarity_dtype=torch.float32
+    )
+    assert single["map_at_r"] == pytest.approx(map_r, abs=1e-12)
+    assert single["knn_accuracy"] == pytest.approx(knn, abs=1e-12)
 
 
 def test_knn_vote_tie_goes_to_the_more_similar_class():
