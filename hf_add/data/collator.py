@@ -42,9 +42,11 @@ class AudioClassificationCollator:
 
     In training mode (``train()``), each sample is mixed with a random sample of the batch with probability
     ``mixup`` (waveforms, λ ~ Beta(``mixup_alpha``, ``mixup_alpha``); the authors' configs use 10), which makes
-    ``labels`` class probabilities of shape (B, C), rows summing to 1; then frequency and time masks of at
+    ``labels`` class probabilities of shape (B, C), rows summing to 1 (multi-hot rows of multi-label data are
+    mixed the same way: the mixed row is λ·y_i + (1 - λ)·y_j); then frequency and time masks of at
     most ``freq_mask`` / ``time_mask`` bins are drawn per sample on the extracted features (B, T, F).
-    In evaluation mode (the default) the batch is only feature-extracted and ``labels`` are class ids.
+    In evaluation mode (the default) the batch is only feature-extracted and ``labels`` are class ids, or
+    float multi-hot rows when the rows' ``labels`` are lists (multi-label data).
 
     ``Trainer`` uses one ``data_collator`` for training and evaluation: add ``AugmentationSwitch(collator)``
     to its callbacks to switch the mode, or call ``train()`` / ``eval()`` yourself. Give the Trainer
@@ -133,7 +135,7 @@ class AudioClassificationCollator:
         return np.asarray(audio["array"], dtype=np.float32)
 
     def _mixup(self, waves: list[np.ndarray], labels: torch.Tensor) -> tuple[list[np.ndarray], torch.Tensor]:
-        targets = F.one_hot(labels, self.num_labels).float()
+        targets = labels if labels.dim() == 2 else F.one_hot(labels, self.num_labels).float()
         mixed = targets.clone()
         partners = torch.randint(len(waves), (len(waves),))
         lams = torch.distributions.Beta(self.mixup_alpha, self.mixup_alpha).sample((len(waves),))
@@ -164,7 +166,9 @@ class AudioClassificationCollator:
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         labels = None
         if "labels" in rows[0]:
-            labels = torch.tensor(np.array([row["labels"] for row in rows]), dtype=torch.long)
+            labels = np.array([row["labels"] for row in rows])
+            # Class ids, or multi-hot rows (multi-label data) as floats.
+            labels = torch.tensor(labels, dtype=torch.float32 if labels.ndim == 2 else torch.long)
         mixing = self.training and self.mixup > 0
         if FEATURES_COLUMN in rows[0] and self.fbank is not None and not mixing:
             features = np.stack([row[FEATURES_COLUMN] for row in rows])  # flattened (frames x mel bins)

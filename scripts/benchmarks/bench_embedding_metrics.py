@@ -4,7 +4,7 @@ The embeddings are synthetic: class centres plus noise, so neighbours and cluste
 embeddings do (the cost does not depend on the values, only on N, d and the class sizes, which set the
 depth of the per-row top-R). Run on an otherwise quiet machine and record the load beside the time:
 
-    OMP_NUM_THREADS=2 python scripts/bench_embedding_metrics.py
+    OMP_NUM_THREADS=2 python scripts/benchmarks/bench_embedding_metrics.py
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--num_classes", type=int, default=35)
     parser.add_argument("--block_size", type=int, default=1024)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--similarity_dtype", choices=["float64", "float32"], default="float64")
+    parser.add_argument("--similarity_dtype", choices=["float32", "float64"], default="float32")
     args = parser.parse_args()
 
     generator = torch.Generator().manual_seed(0)
