@@ -406,6 +406,17 @@ def embedding_metrics(
     }
 
 
+REPORTED_METRICS = (
+    "precision_at_1", "map_at_r", "r_precision", "knn_accuracy", "nearest_class_mean_accuracy", "nmi",
+)  # fmt: skip
+
+
+def reported_embedding_metrics(embeddings, labels, *, seed: int = 0) -> dict[str, float]:
+    """The ``embedding_metrics`` that evaluation reports beside the head's accuracy (no counts)."""
+    metrics = embedding_metrics(embeddings, labels, seed=seed)
+    return {name: metrics[name] for name in REPORTED_METRICS}
+
+
 # ---- open set ----
 
 

@@ -14,9 +14,10 @@ from transformers.utils import logging
 
 from hf_add.capture import EmbeddingCapture, capture_embeddings
 from hf_add.checkpoint_reload import FromPretrainedCheckpointsMixin
-from hf_add.classification_metrics import multi_label_metrics
+from hf_add.classification_metrics import classification_metrics, multi_label_metrics
 from hf_add.data.balanced_loader import check_samples_per_class, class_balanced_train_dataloader
 from hf_add.distributed import gather_global_batch, local_batch
+from hf_add.embedding_metrics import reported_embedding_metrics
 from hf_add.files import write_json
 from hf_add.geometry import embedding_geometry
 from hf_add.losses import EmbeddingLoss, FocalLoss, build_classification_loss, build_loss, describe_loss
@@ -107,6 +108,7 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         embedding_module: str = "classifier",
         gather_embeddings: bool = True,
         samples_per_class: int | None = None,
+        embedding_metrics: bool = True,
         **kwargs,
     ):
         if embedding_loss is not None and embedding_loss_init is not None:
@@ -136,6 +138,8 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         self._warned_no_positive_pairs = False
         self._told_micro_batches = False
         self._added_metric_names: set[str] = set()
+        self._eval_details: dict = {}
+        self.embedding_metrics = embedding_metrics
         self._attach(self.model)
 
     # ---- the model that is trained: model_init, hyperparameter-search trials, PEFT, compile ----
@@ -416,11 +420,28 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             )
             metrics = multi_label_metrics(labels, predictions)
             return {f"{prefix}_{name}": value for name, value in metrics.items()}
-        metrics = {f"{prefix}_accuracy": (predictions == labels).float().mean().item()}
-        num_classes = getattr(getattr(self.model, "config", None), "num_labels", None)
+        config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
+        num_classes = getattr(config, "num_labels", None) or int(labels.max()) + 1
+        id2label = getattr(config, "id2label", None) or {}
+        class_names = [str(id2label.get(i, i)) for i in range(num_classes)]
+        classification = classification_metrics(labels, predictions, class_names)
+        metrics = {"accuracy": classification["accuracy"], "macro_f1": classification["macro_f1"]}
         geometry = embedding_geometry(embeddings, labels, num_classes=num_classes)
-        metrics.update({f"{prefix}_{name}": value for name, value in geometry.summaries().items()})
-        return metrics
+        metrics.update(geometry.summaries())
+        if self.embedding_metrics:
+            metrics.update(reported_embedding_metrics(embeddings, labels, seed=self.args.seed))
+        # Not scalars, so not logged: evaluate() returns them beside the logged metrics.
+        self._eval_details.update(
+            {f"{prefix}_{name}": classification[name] for name in ("per_class_accuracy", "confusion_matrix")}
+        )
+        return {f"{prefix}_{name}": value for name, value in metrics.items()}
+
+    def evaluate(self, *args, **kwargs) -> dict[str, float]:
+        """``Trainer.evaluate``, whose result also holds ``eval_per_class_accuracy`` (class name → value) and
+        ``eval_confusion_matrix`` (rows = true class), which are not logged (they are not scalars)."""
+        self._eval_details = {}
+        metrics = super().evaluate(*args, **kwargs)
+        return {**metrics, **self._eval_details}
 
     # ---- model card ----
 
