@@ -11,6 +11,7 @@ accuracy and embedding-geometry summaries, their mean and standard deviation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ from hf_add.data.presets import DatasetSpec, card_dataset, make_folds
 from hf_add.files import finite_or_null, write_json
 from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
+from hf_add.run_lock import run_lock
 from hf_add.trainer import ADDTrainer
 
 logger = logging.getLogger(__name__)
@@ -450,9 +452,16 @@ def run(
 ) -> dict:
     """Run every fold of the protocol and write ``results.json``; returns its content.
 
-    Everything that can be checked is checked before anything is written: arguments, the model location,
-    the output directory (see ``plan_reruns``), every clip (``make_folds``).
+    The run holds ``output_dir``'s lock throughout (``hf_add.run_lock``; taken by the world's process 0): a
+    second run into the directory is refused at once. Everything that can be checked is checked before
+    anything is written: arguments, the model location, the output directory (see ``plan_reruns``), every clip
+    (``make_folds``).
     """
+    with run_lock(training.output_dir) if training.process_index == 0 else contextlib.nullcontext():
+        return _run(model_args, data_args, loss_args, recipe, training, trainer_class)
+
+
+def _run(model_args, data_args, loss_args, recipe, training, trainer_class) -> dict:
     for name in ("max_train_samples", "max_eval_samples"):
         if getattr(data_args, name) is not None and getattr(data_args, name) < 1:
             raise ValueError(
