@@ -14,6 +14,7 @@ from hf_add.balanced_dataloader import check_samples_per_class, class_balanced_t
 from hf_add.capture import EmbeddingCapture
 from hf_add.checkpoint_reload import FromPretrainedCheckpointsMixin
 from hf_add.distributed import gather_global_batch, local_batch
+from hf_add.files import give_usual_modes
 from hf_add.geometry import embedding_geometry
 from hf_add.losses import EmbeddingLoss, build_classification_loss, build_loss, describe_loss
 from hf_add.losses.pair_moments import count_positive_pairs
@@ -247,6 +248,10 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
     def _save_checkpoint(self, model, trial):
         self._raise_if_nonfinite()
         return super()._save_checkpoint(model, trial)
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        super()._save(output_dir, state_dict=state_dict)
+        give_usual_modes(output_dir or self.args.output_dir)  # safetensors writes the weights 0600
 
     def train(self, *args, **kwargs):
         output = super().train(*args, **kwargs)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hf_add.files import current_umask
+from hf_add.files import usual_mode
 
 SPEECH_COMMANDS_WORDS = (
     "backward",
@@ -160,7 +160,7 @@ def make_spoken_commands(
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     build = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(output_dir)}.")
-    os.chmod(build, 0o777 & ~current_umask())  # mkdtemp makes it private; the dataset is meant to be shared
+    os.chmod(build, usual_mode(directory=True))  # mkdtemp makes it private; the dataset is meant to be shared
     try:
         os.makedirs(os.path.join(build, "clips"))
         rows = []

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from huggingface_hub import create_repo, upload_folder
 
+from hf_add.files import give_usual_modes
+
 from .configuration_beats import BeatsConfig
 from .feature_extraction_beats import BeatsFeatureExtractor
 from .modeling_beats import BeatsForAudioClassification, BeatsModel
@@ -175,6 +177,7 @@ def convert_beats_checkpoint(
     try:
         model.save_pretrained(tmp_dir)
         BeatsFeatureExtractor().save_pretrained(tmp_dir)
+        give_usual_modes(tmp_dir)  # mkdtemp made it 0700, safetensors its weights 0600
         tmp_dir.rename(output_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
