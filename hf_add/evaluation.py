@@ -12,6 +12,7 @@ from transformers import ASTFeatureExtractor, AutoFeatureExtractor, AutoModelFor
 from hf_add.capture import EmbeddingCapture
 from hf_add.data.audio import WAVEFORM_COLUMN, decode_and_check
 from hf_add.data.collator import AudioClassificationCollator
+from hf_add.data.presets import natural_sort_key
 from hf_add.geometry import embedding_geometry
 from hf_add.models.beats import BeatsFeatureExtractor
 
@@ -29,7 +30,7 @@ def label_ids_by_name(dataset: Dataset, label_column: str, label2id: dict[str, i
     if unknown:
         raise ValueError(
             f"labels {unknown[:10]} of column {label_column!r} are not among the model's classes "
-            f"{sorted(label2id)[:10]}...; evaluate on a dataset with the model's label set"
+            f"{sorted(label2id, key=natural_sort_key)[:10]}...; evaluate on a dataset with the model's label set"
         )
     return [label2id[name] for name in names]
 

@@ -26,7 +26,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec, load_model_and_extractor
 from hf_add.data.features import NAMED_CONFIGS, check_model_location, load_feature_extractor
-from hf_add.data.presets import DatasetSpec, card_dataset, make_folds
+from hf_add.data.presets import DatasetSpec, card_dataset, keep_saved_class_order, make_folds
 from hf_add.files import finite_or_null, write_json
 from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
@@ -265,6 +265,7 @@ def run_fold(
 ) -> dict:
     """Train on one fold (from ``resume``, a checkpoint, if given) with ``trainer_class`` (ADDTrainer or a
     subclass that measures something), save the final model, return its test metrics without ``test_``."""
+    fold = keep_saved_class_order(fold, resume)
     model, extractor, extractor_kwargs = load_model_and_extractor(
         model_args.model_name_or_path, spec, fold.id2label, model_args.ast_max_length
     )

@@ -7,8 +7,10 @@ a dataset whose label order differs gives the same class ids.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -275,11 +277,19 @@ def _check_label_set(splits: dict[str, Dataset], spec: DatasetSpec, classes: lis
                 )
 
 
+def natural_sort_key(name: str) -> tuple[list, str]:
+    """The order of class names built from the data: runs of digits compare as numbers ("2" before "10",
+    "class9" before "class10"), the text between them ignoring case ("apple" before "Banana"); names equal
+    under that ("Dog" and "dog", "1" and "01") are ordered by their plain text."""
+    parts = re.split(r"(\d+)", name)  # text, digits, text, ...: the same kinds at the same places
+    return [int(part) if i % 2 else part.casefold() for i, part in enumerate(parts)], name
+
+
 def attach_labels(splits: dict[str, Dataset], spec: DatasetSpec) -> tuple[dict[str, Dataset], list[str]]:
     """Add the ``labels`` ClassLabel column to every split, drop protocol-excluded rows; return the classes.
 
-    The class list is ``spec.class_names``, else the ids' order of a names column, else the sorted names of
-    the first split. A label outside it raises, naming the row.
+    The class list is ``spec.class_names``, else the ids' order of a names column, else the names of the
+    first split in natural order (``natural_sort_key``: 1, 2, 10). A label outside it raises, naming the row.
     """
     for split, dataset in splits.items():
         _check_columns(dataset, split, spec)
@@ -296,7 +306,7 @@ def attach_labels(splits: dict[str, Dataset], spec: DatasetSpec) -> tuple[dict[s
         classes = _id_ordered_names(splits, spec)
     else:
         first = next(iter(named.values()))
-        classes = sorted({n for n in first if n.lower() not in dropped})
+        classes = sorted({n for n in first if n.lower() not in dropped}, key=natural_sort_key)
     ids = {name: i for i, name in enumerate(classes)}
     result = {}
     for split, dataset in splits.items():
@@ -323,6 +333,43 @@ def attach_labels(splits: dict[str, Dataset], spec: DatasetSpec) -> tuple[dict[s
         dataset = dataset.add_column("labels", labels).cast_column("labels", ClassLabel(names=classes))
         result[split] = dataset
     return result, classes
+
+
+def keep_saved_class_order(fold: Fold, checkpoint: str | None) -> Fold:
+    """``fold`` with the class ids of the model saved in ``checkpoint`` (a run that resumes from it), whose
+    classifier rows are in that order: a run started when names sorted otherwise (as text: 1, 10, 2) goes on
+    with its own ids. The same class names are required."""
+    if checkpoint is None or not os.path.isfile(os.path.join(checkpoint, "config.json")):
+        return fold
+    with open(os.path.join(checkpoint, "config.json"), encoding="utf-8") as f:
+        saved = {int(i): name for i, name in (json.load(f).get("id2label") or {}).items()}
+    saved_names = [saved[i] for i in sorted(saved)]
+    names = [fold.id2label[i] for i in sorted(fold.id2label)]
+    if saved_names == names:
+        return fold
+    if sorted(saved_names) != sorted(names):
+        raise ValueError(
+            f"{checkpoint} was saved with the classes {saved_names[:10]}, the data has {names[:10]}: resuming "
+            "would train other classes on its classifier. Resume with the data it was started with, or start "
+            "over with --overwrite_output_dir true."
+        )
+    new_id = {i: saved_names.index(name) for i, name in enumerate(names)}
+
+    def reorder(dataset: Dataset | None) -> Dataset | None:
+        if dataset is None:
+            return None
+        ids = [new_id[i] for i in dataset["labels"]]
+        dataset = dataset.remove_columns("labels").add_column("labels", ids)
+        return dataset.cast_column("labels", ClassLabel(names=saved_names))
+
+    logger.info(f"{fold.name}: class ids kept as saved in {checkpoint}")
+    return replace(
+        fold,
+        train=reorder(fold.train),
+        test=reorder(fold.test),
+        validation=reorder(fold.validation),
+        id2label=dict(enumerate(saved_names)),
+    )
 
 
 def make_folds(
