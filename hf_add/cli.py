@@ -120,7 +120,7 @@ def load_evaluation_split(args: argparse.Namespace):
     else:
         data = load_dataset(args.dataset_name, args.dataset_config)
     if args.split_column:
-        data = split_by_column(data, args.split_column)
+        data = split_by_column(data, args.split_column, args.data_dir)
     if args.split not in data:
         hint = (
             ""

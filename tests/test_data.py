@@ -382,3 +382,50 @@ def test_resumed_run_keeps_the_class_ids_it_was_saved_with(tmp_path):
     (checkpoint / "config.json").write_text(json.dumps({"id2label": {"0": "1", "1": "2", "2": "3"}}))
     with pytest.raises(ValueError, match=r"checkpoint-3 was saved with the classes \['1', '2', '3'\]"):
         keep_saved_class_order(fold, str(checkpoint))
+
+
+def test_splits_inferred_from_file_names_are_explained(tmp_path):
+    import csv
+
+    import soundfile as sf
+
+    from hf_add.data.presets import split_by_column, splits_from_names
+
+    names = ["a_0.wav", "a_1.wav", "test_tone.wav", "b_test.wav", "b_1.wav", "train_x.wav"]
+    rows = []
+    for i, name in enumerate(names):
+        sf.write(tmp_path / name, np.zeros(1600, np.float32), 16000)
+        rows.append({"file_name": name, "label": "ab"[i % 2], "partition": "train" if i < 4 else "test"})
+    with open(tmp_path / "metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["file_name", "label", "partition"])
+        writer.writeheader()
+        writer.writerows(rows)
+    assert splits_from_names(str(tmp_path)) == {
+        "train": ["train_x.wav"],
+        "test": ["b_test.wav", "test_tone.wav"],
+    }
+    spec = get_spec(path="audiofolder", data_dir=str(tmp_path), split_column="partition", test_split="test")
+    message = (
+        rf"split_column 'partition' needs a dataset with one split, but datasets split {tmp_path} into "
+        r"\['train', 'test'\] by file and directory names .*'train' from 1 file\(s\) \(train_x\.wav\), 'test' "
+        r"from 2 file\(s\) \(b_test\.wav, test_tone\.wav\); the other 4 file\(s\), metadata included, were left "
+        r"out\. Rename them .*data_files="
+    )
+    with pytest.raises(ValueError, match=message) as refused:
+        spec.load()
+    assert "\n" not in str(refused.value)
+    for name in ("test_tone.wav", "b_test.wav", "train_x.wav"):  # the fix: neutral names
+        (tmp_path / name).rename(tmp_path / name.replace("test", "t").replace("train", "r"))
+    with open(tmp_path / "metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["file_name", "label", "partition"])
+        writer.writeheader()
+        writer.writerows(
+            {**row, "file_name": row["file_name"].replace("test", "t").replace("train", "r")} for row in rows
+        )
+    assert splits_from_names(str(tmp_path)) == {}
+    assert {name: len(split) for name, split in spec.load().items()} == {"test": 2, "train": 4}
+    # without the folder it was loaded from, the short message
+    with pytest.raises(ValueError, match=r"^split_column needs a dataset with one split, got splits"):
+        split_by_column(
+            DatasetDict({"train": Dataset.from_dict({"x": [1]}), "test": Dataset.from_dict({"x": [2]})}), "x"
+        )

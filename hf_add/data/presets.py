@@ -7,6 +7,7 @@ a dataset whose label order differs gives the same class ids.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -75,7 +76,10 @@ class DatasetSpec:
             data = load_speech_commands_archive(self.data_dir)
         else:
             data = load_dataset(self.path, self.config_name, revision=self.revision, data_dir=self.data_dir)
-        return data if self.split_column is None else split_by_column(data, self.split_column)
+        if self.split_column is None:
+            return data
+        folder = next((f for f in (self.data_dir, self.path) if f and os.path.isdir(f)), None)
+        return split_by_column(data, self.split_column, folder)
 
 
 def card_dataset(spec: DatasetSpec) -> tuple[str | None, str]:
@@ -88,9 +92,21 @@ def card_dataset(spec: DatasetSpec) -> tuple[str | None, str]:
     return spec.path, spec.path + (f" ({spec.data_dir})" if spec.data_dir else "")
 
 
-def split_by_column(data: DatasetDict, column: str) -> DatasetDict:
-    """One split per value of ``column`` (e.g. train / validation / test), from a single-split dataset."""
+def split_by_column(data: DatasetDict, column: str, folder: str | None = None) -> DatasetDict:
+    """One split per value of ``column`` (e.g. train / validation / test), from a single-split dataset.
+
+    ``folder``: the local directory ``data`` was loaded from; if ``datasets`` split it by file names, the error
+    says so (see ``splits_from_names``)."""
     if len(data) != 1:
+        inferred = splits_from_names(folder) if folder else {}
+        if inferred:
+            raise ValueError(
+                f"split_column {column!r} needs a dataset with one split, but datasets split {folder} into "
+                f"{list(data)} by file and directory names (one of {split_keywords()} as a word in a name marks "
+                f"a split): {describe_name_splits(folder, inferred)}. Rename "
+                "them so that no name holds such a word (e.g. clips/000123.wav); from Python, "
+                f"load_dataset('audiofolder', data_files={{'train': '{folder}/**'}}) keeps one split."
+            )
         raise ValueError(f"split_column needs a dataset with one split, got splits {list(data)}")
     (dataset,) = data.values()
     if column not in dataset.column_names:
@@ -98,6 +114,51 @@ def split_by_column(data: DatasetDict, column: str) -> DatasetDict:
     values = np.asarray([str(value) for value in dataset[column]])
     return DatasetDict(
         {str(value): dataset.select(np.flatnonzero(values == value)) for value in np.unique(values)}
+    )
+
+
+def splits_from_names(folder: str) -> dict[str, list[str]]:
+    """The splits that ``datasets`` infers from file and directory names in a local ``folder`` (a name holding
+    train, test, validation, dev, eval, ... as a word, e.g. ``test_tone.wav`` or ``train/``), each with its
+    files (paths relative to ``folder``); {} when it reads the folder as one split."""
+    from datasets.data_files import DEFAULT_PATTERNS_ALL, get_data_patterns, resolve_pattern
+
+    try:
+        patterns = get_data_patterns(folder)
+    except Exception:  # not a folder datasets can read: nothing inferred from names to explain
+        return {}
+    if {str(k): v for k, v in patterns.items()} == {str(k): v for k, v in DEFAULT_PATTERNS_ALL.items()}:
+        return {}
+    splits = {}
+    for split, split_patterns in patterns.items():
+        files = set()
+        for pattern in split_patterns:
+            with contextlib.suppress(FileNotFoundError):
+                files.update(resolve_pattern(pattern, folder))
+        splits[str(split)] = sorted(os.path.relpath(file, folder) for file in files)
+    return splits
+
+
+def split_keywords() -> str:
+    from datasets.data_files import SPLIT_KEYWORDS
+
+    return "/".join(keyword for keywords in SPLIT_KEYWORDS.values() for keyword in keywords)
+
+
+def describe_name_splits(folder: str, splits: dict[str, list[str]], shown: int = 3) -> str:
+    """'test' from 2 files (b_test.wav, test_tone.wav), ...; and how many files no name claimed."""
+    parts = [
+        f"{split!r} from {len(files)} file(s) ({', '.join(files[:shown])}{', ...' if len(files) > shown else ''})"
+        for split, files in splits.items()
+    ]
+    claimed = {file for files in splits.values() for file in files}
+    others = sum(
+        os.path.relpath(os.path.join(root, name), folder) not in claimed
+        for root, _, names in os.walk(folder)
+        for name in names
+    )
+    return ", ".join(parts) + (
+        f"; the other {others} file(s), metadata included, were left out" if others else ""
     )
 
 
