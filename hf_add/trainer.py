@@ -251,7 +251,8 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         super()._save(output_dir, state_dict=state_dict)
-        give_usual_modes(output_dir or self.args.output_dir)  # safetensors writes the weights 0600
+        if self.args.should_save:  # the process that wrote; safetensors writes the weights 0600
+            give_usual_modes(output_dir or self.args.output_dir)
 
     def train(self, *args, **kwargs):
         output = super().train(*args, **kwargs)
