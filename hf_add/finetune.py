@@ -459,6 +459,8 @@ def run(
     (``make_folds``).
     """
     with run_lock(training.output_dir) if training.process_index == 0 else contextlib.nullcontext():
+        if training.world_size > 1:  # the other processes go on once process 0 holds the lock
+            torch.distributed.barrier()
         return _run(model_args, data_args, loss_args, recipe, training, trainer_class)
 
 

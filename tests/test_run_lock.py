@@ -139,3 +139,23 @@ def test_train_refuses_a_locked_output_dir_at_once_and_writes_nothing(tmp_path):
     )
     assert "Loading" not in result.stdout + result.stderr
     assert not output.exists()
+
+
+def test_torchrun_refused_on_process_0_and_no_process_writes(tmp_path):
+    """Under torchrun only process 0 takes the lock; the others wait for it, so a refused run writes nothing."""
+    data = write_audiofolder(tmp_path / "data", ["yes", "no"], n_per_label=2, seconds=0.2)
+    output = tmp_path / "run"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
+    command += [f"--master_port={port}", "-m", "hf_add.cli", "train", "--model_name_or_path", "ast-tiny"]
+    command += ["--dataset_name", "audiofolder", "--data_dir", str(data), "--fold_column", "fold"]
+    command += ["--max_steps", "1", "--output_dir", str(output), "--use_cpu", "true", "--report_to", "none"]
+    with run_lock(output):
+        result = subprocess.run(
+            command, env={**_env(), "CUDA_VISIBLE_DEVICES": ""}, capture_output=True, text=True, timeout=300
+        )
+        assert sorted(p.name for p in output.iterdir()) == [LOCK_NAME]
+    assert result.returncode != 0
+    assert f"is in use by another run: PID {os.getpid()}" in result.stderr
