@@ -23,6 +23,7 @@ from hf_add.capture import EmbeddingCapture
 from hf_add.classification_metrics import classification_metrics, multi_label_metrics
 from hf_add.data.audio import WAVEFORM_COLUMN, decode_and_check
 from hf_add.data.collator import AudioClassificationCollator
+from hf_add.data.presets import natural_sort_key
 from hf_add.embedding_metrics import (
     cosine_novelty,
     mahalanobis_novelty,
@@ -68,8 +69,8 @@ def label_ids_by_name(dataset: Dataset, label_column: str, label2id: dict[str, i
     if unknown:
         raise ValueError(
             f"labels {unknown[:10]} of column {label_column!r} are not among the model's classes "
-            f"{sorted(label2id)[:10]}...; evaluate on a dataset with the model's label set, or name the "
-            "classes the model never saw with --unknown_classes"
+            f"{sorted(label2id, key=natural_sort_key)[:10]}...; evaluate on a dataset with the model's label "
+            "set, or name the classes the model never saw with --unknown_classes"
         )
     return [label2id[name] for name in names]
 

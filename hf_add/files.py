@@ -18,7 +18,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         # mkstemp makes 0600 files; results are meant to be shared like any other written file
-        os.fchmod(fd, 0o666 & ~current_umask())
+        os.fchmod(fd, usual_mode())
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
         os.replace(temporary, path)
@@ -32,6 +32,24 @@ def current_umask() -> int:
     current = os.umask(0o022)
     os.umask(current)
     return current
+
+
+def usual_mode(directory: bool = False) -> int:
+    """The mode ``open()`` gives a new file (``mkdir()`` a directory): 0666 (0777) less the umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
+def give_usual_modes(path: str | os.PathLike) -> None:
+    """Give ``path`` and everything under it the modes ``open()`` and ``mkdir()`` would have: for what
+    ``mkdtemp`` (0700), ``mkstemp`` or a library (safetensors: 0600) made private. Execute bits are kept."""
+    for root, _, files in os.walk(path) if os.path.isdir(path) else [("", [], [path])]:
+        if root:
+            os.chmod(root, usual_mode(directory=True))
+        for name in files:
+            file = os.path.join(root, name)
+            if not os.path.islink(file):
+                executable = os.stat(file).st_mode & 0o111
+                os.chmod(file, usual_mode(directory=bool(executable)))
 
 
 def write_json(data, path: str | os.PathLike) -> None:

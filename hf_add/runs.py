@@ -17,6 +17,7 @@ every fold's test accuracy and embedding-geometry summaries, their mean and stan
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec
 from hf_add.data.balanced_loader import check_balanced_batches
-from hf_add.data.presets import DatasetSpec, card_dataset, make_folds
+from hf_add.data.presets import DatasetSpec, card_dataset, keep_saved_class_order, make_folds
 from hf_add.files import finite_or_null, write_json
 from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
@@ -42,6 +43,7 @@ from hf_add.models.loading import (
     load_feature_extractor,
     load_model_and_extractor,
 )
+from hf_add.run_lock import run_lock
 from hf_add.trainer import ADDTrainer
 
 logger = logging.getLogger(__name__)
@@ -370,6 +372,7 @@ def run_fold(
     subclass that measures something, or a factory of one), save the final model, return its test metrics
     without ``test_``."""
     model_settings, augmentation, schedule = config.model, config.augmentation, config.schedule
+    fold = keep_saved_class_order(fold, resume)
     model, extractor, extractor_kwargs = load_model_and_extractor(
         model_settings.model_name_or_path, spec, fold.id2label, model_settings.ast_max_length
     )
@@ -558,11 +561,21 @@ def check_config(config: RunConfig) -> None:
 def run(config: RunConfig, trainer_class: Callable[..., ADDTrainer] = ADDTrainer) -> RunResult:
     """Run every fold of the protocol and write ``results.json``.
 
-    Everything that can be checked is checked before anything is written: settings, the model location,
-    the output directory (see ``plan_reruns``), every clip (``make_folds``). ``trainer_class`` is ADDTrainer,
-    a subclass, or any callable taking ADDTrainer's arguments (e.g. a ``functools.partial``).
+    The run holds ``output_dir``'s lock throughout (``hf_add.run_lock``; taken by the world's process 0): a
+    second run into the directory is refused at once. Everything that can be checked is checked before
+    anything is written: settings, the model location, the output directory (see ``plan_reruns``), every
+    clip (``make_folds``). ``trainer_class`` is ADDTrainer, a subclass, or any callable taking ADDTrainer's
+    arguments (e.g. a ``functools.partial``).
     """
     check_config(config)
+    training = config.training
+    with run_lock(training.output_dir) if training.process_index == 0 else contextlib.nullcontext():
+        if training.world_size > 1:  # the other processes go on once process 0 holds the lock
+            torch.distributed.barrier()
+        return _run(config, trainer_class)
+
+
+def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResult:
     training = config.training
     spec = config.data.spec()
     base_dir = training.output_dir

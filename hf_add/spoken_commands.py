@@ -34,7 +34,7 @@ import numpy as np
 
 from hf_add.data.audio import SAMPLING_RATE
 from hf_add.data.presets import SPEECH_COMMANDS_WORDS
-from hf_add.files import current_umask
+from hf_add.files import usual_mode
 
 # espeak-ng's own (non-mbrola) English voices and its voice variants (``espeak-ng --voices=variant``).
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029")
@@ -122,7 +122,7 @@ def make_spoken_commands(
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     build = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(output_dir)}.")
-    os.chmod(build, 0o777 & ~current_umask())  # mkdtemp makes it private; the dataset is meant to be shared
+    os.chmod(build, usual_mode(directory=True))  # mkdtemp makes it private; the dataset is meant to be shared
     try:
         os.makedirs(os.path.join(build, "clips"))
         rows = []

@@ -18,7 +18,7 @@ from hf_add.classification_metrics import classification_metrics, multi_label_me
 from hf_add.data.balanced_loader import check_samples_per_class, class_balanced_train_dataloader
 from hf_add.distributed import gather_global_batch, local_batch
 from hf_add.embedding_metrics import reported_embedding_metrics
-from hf_add.files import write_json
+from hf_add.files import give_usual_modes, write_json
 from hf_add.geometry import embedding_geometry
 from hf_add.losses import EmbeddingLoss, FocalLoss, build_classification_loss, build_loss, describe_loss
 from hf_add.losses.pair_moments import count_positive_pairs
@@ -327,6 +327,11 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
     def _save_checkpoint(self, model, trial):
         self._raise_if_nonfinite()
         return super()._save_checkpoint(model, trial)
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        super()._save(output_dir, state_dict=state_dict)
+        if self.args.should_save:  # the process that wrote; safetensors writes the weights 0600
+            give_usual_modes(output_dir or self.args.output_dir)
 
     def train(self, *args, **kwargs):
         output = super().train(*args, **kwargs)

@@ -279,6 +279,42 @@ def test_bad_checkpoint_raises_and_writes_nothing(tmp_path, edit, named):
     assert [p.name for p in tmp_path.iterdir()] == ["bad.pt"]
 
 
+class WritesAFile:
+    """Unpickling this runs code: it writes the file at ``path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return exec, (f"open({self.path!r}, 'w').write('ran')",)
+
+
+def test_checkpoint_that_runs_code_is_refused_unless_allowed(tmp_path, monkeypatch, capsys):
+    from hf_add.cli import console_main
+
+    for name in ("pretrained", "finetuned", "expected"):  # the official format loads without pickle
+        torch.load(FIXTURES / f"beats_tiny_{name}.pt", weights_only=True)
+    marker, checkpoint, output_dir = tmp_path / "ran.txt", tmp_path / "crafted.pt", tmp_path / "out"
+    official = torch.load(FIXTURES / "beats_tiny_finetuned.pt", weights_only=True)
+    torch.save({**official, "label_dict": WritesAFile(marker)}, checkpoint)
+    monkeypatch.setattr(sys, "argv", ["hf-add", "convert-beats", str(checkpoint), str(output_dir)])
+    assert console_main() == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert (
+        line.startswith(f"hf-add convert-beats: error: {checkpoint} holds more than")
+        and "--allow_pickle" in line
+    )
+    assert "calls builtins.exec" in line or "calls exec" in line
+    assert not marker.exists() and not output_dir.exists()
+    with pytest.raises(ValueError, match="allow_pickle=True"):
+        convert_beats_checkpoint(checkpoint, output_dir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crafted.pt"]
+    convert_beats_checkpoint(
+        checkpoint, output_dir, allow_pickle=True
+    )  # the file's code runs: label_dict None
+    assert marker.read_text() == "ran" and (output_dir / "model.safetensors").exists()
+
+
 def test_add_trainer_trains_beats(tmp_path):
     model = tiny_model(num_labels=2)
     torch.manual_seed(1)

@@ -320,3 +320,111 @@ def test_split_column_divides_a_single_split_dataset():
     }
     with pytest.raises(ValueError, match="not a column"):
         split_by_column(DatasetDict({"train": rows}), "fold")
+
+
+def test_class_names_sort_naturally():
+    from hf_add.data.presets import natural_sort_key
+
+    names = ["10", "b", "class10", "2", "Dog", "class9", "1", "Apple", "dog", "01", "été"]
+    assert sorted(names, key=natural_sort_key) == [
+        "01", "1", "2", "10", "Apple", "b", "class9", "class10", "Dog", "dog", "été",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", ["metadata", "directories"])
+def test_numeric_label_names_get_ids_in_natural_order(tmp_path, layout):
+    import soundfile as sf
+
+    if layout == "metadata":  # label column 1, 2, 10 (read as integers from metadata.csv)
+        write_audiofolder(tmp_path, ["10", "2", "1"], 2, seconds=0.1)
+        spec = get_spec(path="audiofolder", data_dir=str(tmp_path), fold_column="fold")
+    else:  # one directory per class: datasets makes a ClassLabel, its names sorted as text
+        for name in ("10", "2", "1"):
+            for k in range(2):
+                (tmp_path / name).mkdir(exist_ok=True)
+                sf.write(tmp_path / name / f"clip{k}.wav", np.zeros(1600, np.float32), 16000)
+        spec = get_spec(path="audiofolder", data_dir=str(tmp_path), test_split="train")
+    data = load_dataset("audiofolder", data_dir=str(tmp_path))
+    folds, _ = make_folds(data, spec, check_clips=False)
+    assert folds[0].id2label == {0: "1", 1: "2", 2: "10"}
+    names = folds[0].test.features["labels"].int2str(folds[0].test["labels"])
+    truth = folds[0].test["label"]
+    if layout == "directories":
+        truth = data["train"].features["label"].int2str(truth)
+    assert names == [str(t) for t in truth]
+
+
+def test_resumed_run_keeps_the_class_ids_it_was_saved_with(tmp_path):
+    import json
+
+    from hf_add.data.presets import Fold, keep_saved_class_order
+    from hf_add.evaluation import label_ids_by_name
+
+    labels = ClassLabel(names=["1", "2", "10"])  # the natural order
+    split = Dataset.from_dict({"name": ["1", "2", "10", "10"], "labels": [0, 1, 2, 2]}).cast_column(
+        "labels", labels
+    )
+    fold = Fold("fold1", split, split, None, {0: "1", 1: "2", 2: "10"})
+    assert keep_saved_class_order(fold, None) is fold
+    checkpoint = tmp_path / "checkpoint-3"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text(
+        json.dumps({"id2label": {"0": "1", "1": "10", "2": "2"}})
+    )  # as text
+    kept = keep_saved_class_order(fold, str(checkpoint))
+    assert kept.id2label == {0: "1", 1: "10", 2: "2"} and kept.validation is None
+    for dataset in (kept.train, kept.test):
+        assert dataset.features["labels"].int2str(dataset["labels"]) == dataset["name"]
+        assert dataset["labels"] == [0, 2, 1, 1]
+    # evaluation matches by name: a model saved in the old order scores the same rows as the same classes
+    assert label_ids_by_name(split, "labels", {"1": 0, "10": 1, "2": 2}) == [0, 2, 1, 1]
+    (checkpoint / "config.json").write_text(json.dumps({"id2label": {"0": "1", "1": "2", "2": "3"}}))
+    with pytest.raises(ValueError, match=r"checkpoint-3 was saved with the classes \['1', '2', '3'\]"):
+        keep_saved_class_order(fold, str(checkpoint))
+
+
+def test_splits_inferred_from_file_names_are_explained(tmp_path):
+    import csv
+
+    import soundfile as sf
+
+    from hf_add.data.presets import split_by_column, splits_from_names
+
+    names = ["a_0.wav", "a_1.wav", "test_tone.wav", "b_test.wav", "b_1.wav", "train_x.wav"]
+    rows = []
+    for i, name in enumerate(names):
+        sf.write(tmp_path / name, np.zeros(1600, np.float32), 16000)
+        rows.append({"file_name": name, "label": "ab"[i % 2], "partition": "train" if i < 4 else "test"})
+    with open(tmp_path / "metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["file_name", "label", "partition"])
+        writer.writeheader()
+        writer.writerows(rows)
+    assert splits_from_names(str(tmp_path)) == {
+        "train": ["train_x.wav"],
+        "test": ["b_test.wav", "test_tone.wav"],
+    }
+    spec = get_spec(path="audiofolder", data_dir=str(tmp_path), split_column="partition", test_split="test")
+    message = (
+        rf"split_column 'partition' needs a dataset with one split, but datasets split {tmp_path} into "
+        r"\['train', 'test'\] by file and directory names .*'train' from 1 file\(s\) \(train_x\.wav\), 'test' "
+        r"from 2 file\(s\) \(b_test\.wav, test_tone\.wav\); the other 4 file\(s\), metadata included, were left "
+        r"out\. Rename them .*data_files="
+    )
+    with pytest.raises(ValueError, match=message) as refused:
+        spec.load()
+    assert "\n" not in str(refused.value)
+    for name in ("test_tone.wav", "b_test.wav", "train_x.wav"):  # the fix: neutral names
+        (tmp_path / name).rename(tmp_path / name.replace("test", "t").replace("train", "r"))
+    with open(tmp_path / "metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["file_name", "label", "partition"])
+        writer.writeheader()
+        writer.writerows(
+            {**row, "file_name": row["file_name"].replace("test", "t").replace("train", "r")} for row in rows
+        )
+    assert splits_from_names(str(tmp_path)) == {}
+    assert {name: len(split) for name, split in spec.load().items()} == {"test": 2, "train": 4}
+    # without the folder it was loaded from, the short message
+    with pytest.raises(ValueError, match=r"^split_column needs a dataset with one split, got splits"):
+        split_by_column(
+            DatasetDict({"train": Dataset.from_dict({"x": [1]}), "test": Dataset.from_dict({"x": [2]})}), "x"
+        )

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from hf_add.cli import main, usage
+from hf_add.run_lock import LOCK_NAME, RunDirectoryLocked
 
 from .audio_fixtures import write_audiofolder
 
@@ -128,6 +129,14 @@ def test_killed_run_resumed_ends_with_the_weights_of_an_uninterrupted_run(data, 
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
     assert not (killed / "results.json").exists()
 
+    lock = (
+        killed / LOCK_NAME
+    )  # the killed run's lock is named as stale, and deleted by the user, not the next run
+    with pytest.raises(
+        RunDirectoryLocked, match=rf"stale lock from PID {process.pid} .*delete {lock} if no run"
+    ):
+        main(train_argv(data, killed, *steps))
+    lock.unlink()
     with pytest.raises(ValueError, match="already holds a run"):
         main(train_argv(data, killed, *steps))
     assert finishes(hf_add_process(*train_argv(data, killed, *steps, "--resume_from_checkpoint", "true")))

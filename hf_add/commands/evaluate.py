@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     precision.add_argument("--fp16", action="store_true", help="fp16 autocast, as training with --fp16 true")
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     parser.add_argument("--heatmap", default=None, help="write a PNG of the class-pair mean and CV of d here")
+    parser.add_argument(
+        "--heatmap_classes",
+        default=None,
+        help="comma-separated class names to draw (default: every class up to 20; with more, the 20 classes of "
+        "the closest class pairs by mean d); the figure states which",
+    )
     return parser
 
 
@@ -94,7 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
             "cv_distance": results["cv_distance"],
             "accuracy": results["accuracy"],
         }
-        plot_geometry_heatmaps({args.model: geometry}, args.heatmap, class_names=results["class_names"])
+        classes = [c.strip() for c in args.heatmap_classes.split(",")] if args.heatmap_classes else None
+        plot_geometry_heatmaps({args.model: geometry}, args.heatmap, results["class_names"], classes=classes)
         print(f"heatmap: {args.heatmap}")
     return results
 

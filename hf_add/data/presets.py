@@ -7,8 +7,11 @@ a dataset whose label order differs gives the same class ids.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -72,7 +75,10 @@ class DatasetSpec:
             data = load_speech_commands_archive(self.data_dir)
         else:
             data = load_dataset(self.path, self.config_name, revision=self.revision, data_dir=self.data_dir)
-        return data if self.split_column is None else split_by_column(data, self.split_column)
+        if self.split_column is None:
+            return data
+        folder = next((f for f in (self.data_dir, self.path) if f and os.path.isdir(f)), None)
+        return split_by_column(data, self.split_column, folder)
 
 
 def card_dataset(spec: DatasetSpec) -> tuple[str | None, str]:
@@ -85,9 +91,21 @@ def card_dataset(spec: DatasetSpec) -> tuple[str | None, str]:
     return spec.path, spec.path + (f" ({spec.data_dir})" if spec.data_dir else "")
 
 
-def split_by_column(data: DatasetDict, column: str) -> DatasetDict:
-    """One split per value of ``column`` (e.g. train / validation / test), from a single-split dataset."""
+def split_by_column(data: DatasetDict, column: str, folder: str | None = None) -> DatasetDict:
+    """One split per value of ``column`` (e.g. train / validation / test), from a single-split dataset.
+
+    ``folder``: the local directory ``data`` was loaded from; if ``datasets`` split it by file names, the error
+    says so (see ``splits_from_names``)."""
     if len(data) != 1:
+        inferred = splits_from_names(folder) if folder else {}
+        if inferred:
+            raise ValueError(
+                f"split_column {column!r} needs a dataset with one split, but datasets split {folder} into "
+                f"{list(data)} by file and directory names (one of {split_keywords()} as a word in a name marks "
+                f"a split): {describe_name_splits(folder, inferred)}. Rename "
+                "them so that no name holds such a word (e.g. clips/000123.wav); from Python, "
+                f"load_dataset('audiofolder', data_files={{'train': '{folder}/**'}}) keeps one split."
+            )
         raise ValueError(f"split_column needs a dataset with one split, got splits {list(data)}")
     (dataset,) = data.values()
     if column not in dataset.column_names:
@@ -95,6 +113,51 @@ def split_by_column(data: DatasetDict, column: str) -> DatasetDict:
     values = np.asarray([str(value) for value in dataset[column]])
     return DatasetDict(
         {str(value): dataset.select(np.flatnonzero(values == value)) for value in np.unique(values)}
+    )
+
+
+def splits_from_names(folder: str) -> dict[str, list[str]]:
+    """The splits that ``datasets`` infers from file and directory names in a local ``folder`` (a name holding
+    train, test, validation, dev, eval, ... as a word, e.g. ``test_tone.wav`` or ``train/``), each with its
+    files (paths relative to ``folder``); {} when it reads the folder as one split."""
+    from datasets.data_files import DEFAULT_PATTERNS_ALL, get_data_patterns, resolve_pattern
+
+    try:
+        patterns = get_data_patterns(folder)
+    except Exception:  # not a folder datasets can read: nothing inferred from names to explain
+        return {}
+    if {str(k): v for k, v in patterns.items()} == {str(k): v for k, v in DEFAULT_PATTERNS_ALL.items()}:
+        return {}
+    splits = {}
+    for split, split_patterns in patterns.items():
+        files = set()
+        for pattern in split_patterns:
+            with contextlib.suppress(FileNotFoundError):
+                files.update(resolve_pattern(pattern, folder))
+        splits[str(split)] = sorted(os.path.relpath(file, folder) for file in files)
+    return splits
+
+
+def split_keywords() -> str:
+    from datasets.data_files import SPLIT_KEYWORDS
+
+    return "/".join(keyword for keywords in SPLIT_KEYWORDS.values() for keyword in keywords)
+
+
+def describe_name_splits(folder: str, splits: dict[str, list[str]], shown: int = 3) -> str:
+    """'test' from 2 files (b_test.wav, test_tone.wav), ...; and how many files no name claimed."""
+    parts = [
+        f"{split!r} from {len(files)} file(s) ({', '.join(files[:shown])}{', ...' if len(files) > shown else ''})"
+        for split, files in splits.items()
+    ]
+    claimed = {file for files in splits.values() for file in files}
+    others = sum(
+        os.path.relpath(os.path.join(root, name), folder) not in claimed
+        for root, _, names in os.walk(folder)
+        for name in names
+    )
+    return ", ".join(parts) + (
+        f"; the other {others} file(s), metadata included, were left out" if others else ""
     )
 
 
@@ -312,11 +375,19 @@ def _check_label_set(splits: dict[str, Dataset], spec: DatasetSpec, classes: lis
                 )
 
 
+def natural_sort_key(name: str) -> tuple[list, str]:
+    """The order of class names built from the data: runs of digits compare as numbers ("2" before "10",
+    "class9" before "class10"), the text between them ignoring case ("apple" before "Banana"); names equal
+    under that ("Dog" and "dog", "1" and "01") are ordered by their plain text."""
+    parts = re.split(r"(\d+)", name)  # text, digits, text, ...: the same kinds at the same places
+    return [int(part) if i % 2 else part.casefold() for i, part in enumerate(parts)], name
+
+
 def attach_labels(splits: dict[str, Dataset], spec: DatasetSpec) -> tuple[dict[str, Dataset], list[str]]:
     """Add the ``labels`` ClassLabel column to every split, drop protocol-excluded rows; return the classes.
 
-    The class list is ``spec.class_names``, else the ids' order of a names column, else the sorted names of
-    the first split. A label outside it raises, naming the row.
+    The class list is ``spec.class_names``, else the ids' order of a names column, else the names of the
+    first split in natural order (``natural_sort_key``: 1, 2, 10). A label outside it raises, naming the row.
     """
     for split, dataset in splits.items():
         _check_columns(dataset, split, spec)
@@ -333,7 +404,7 @@ def attach_labels(splits: dict[str, Dataset], spec: DatasetSpec) -> tuple[dict[s
         classes = _id_ordered_names(splits, spec)
     else:
         first = next(iter(named.values()))
-        classes = sorted({n for n in first if n.lower() not in dropped})
+        classes = sorted({n for n in first if n.lower() not in dropped}, key=natural_sort_key)
     ids = {name: i for i, name in enumerate(classes)}
     result = {}
     for split, dataset in splits.items():
@@ -360,6 +431,43 @@ def attach_labels(splits: dict[str, Dataset], spec: DatasetSpec) -> tuple[dict[s
         dataset = dataset.add_column("labels", labels).cast_column("labels", ClassLabel(names=classes))
         result[split] = dataset
     return result, classes
+
+
+def keep_saved_class_order(fold: Fold, checkpoint: str | None) -> Fold:
+    """``fold`` with the class ids of the model saved in ``checkpoint`` (a run that resumes from it), whose
+    classifier rows are in that order: a run started when names sorted otherwise (as text: 1, 10, 2) goes on
+    with its own ids. The same class names are required."""
+    if checkpoint is None or not os.path.isfile(os.path.join(checkpoint, "config.json")):
+        return fold
+    with open(os.path.join(checkpoint, "config.json"), encoding="utf-8") as f:
+        saved = {int(i): name for i, name in (json.load(f).get("id2label") or {}).items()}
+    saved_names = [saved[i] for i in sorted(saved)]
+    names = [fold.id2label[i] for i in sorted(fold.id2label)]
+    if saved_names == names:
+        return fold
+    if sorted(saved_names) != sorted(names):
+        raise ValueError(
+            f"{checkpoint} was saved with the classes {saved_names[:10]}, the data has {names[:10]}: resuming "
+            "would train other classes on its classifier. Resume with the data it was started with, or start "
+            "over with --overwrite_output_dir true."
+        )
+    new_id = {i: saved_names.index(name) for i, name in enumerate(names)}
+
+    def reorder(dataset: Dataset | None) -> Dataset | None:
+        if dataset is None:
+            return None
+        ids = [new_id[i] for i in dataset["labels"]]
+        dataset = dataset.remove_columns("labels").add_column("labels", ids)
+        return dataset.cast_column("labels", ClassLabel(names=saved_names))
+
+    logger.info(f"{fold.name}: class ids kept as saved in {checkpoint}")
+    return replace(
+        fold,
+        train=reorder(fold.train),
+        test=reorder(fold.test),
+        validation=reorder(fold.validation),
+        id2label=dict(enumerate(saved_names)),
+    )
 
 
 def make_folds(

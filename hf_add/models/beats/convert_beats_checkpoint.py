@@ -1,6 +1,7 @@
 """Convert an official BEATs checkpoint (`{'cfg', 'model'[, 'label_dict']}`) into a `save_pretrained` directory."""
 
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import create_repo, upload_folder
+
+from hf_add.files import give_usual_modes
 
 from .configuration_beats import BeatsConfig
 from .feature_extraction_beats import BeatsFeatureExtractor
@@ -134,24 +137,47 @@ def model_from_official(checkpoint: dict) -> BeatsModel | BeatsForAudioClassific
     return model.eval()
 
 
+def load_official_checkpoint(checkpoint_path: str | os.PathLike, allow_pickle: bool = False) -> dict:
+    """The content of an official `.pt`, read with `weights_only=True`: dicts, lists, strings, numbers and
+    tensors, which is all the official format holds. Anything else is refused unless `allow_pickle`, which
+    unpickles the file in full and so runs any code it carries: only for a file from a source you trust."""
+    if allow_pickle:
+        return torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        raise ValueError(
+            f"{checkpoint_path} holds more than the official BEATs format's dicts, strings, numbers and tensors"
+            + (f" (it calls {found.group(1)})" if found else "")
+            + ": reading it would run code from the file. If you trust its source, pass --allow_pickle "
+            "(allow_pickle=True)."
+        ) from None
+
+
 def convert_beats_checkpoint(
-    checkpoint_path: str | os.PathLike, output_dir: str | os.PathLike, push_to_hub: str | None = None
+    checkpoint_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    push_to_hub: str | None = None,
+    allow_pickle: bool = False,
 ):
     """Write config, safetensors weights and feature extractor config of an official `.pt` to `output_dir`.
 
     The directory appears only once complete (written to a sibling temp dir, then renamed). `push_to_hub` is a
-    repository id to upload the result to. Returns the converted model.
+    repository id to upload the result to. The checkpoint is read without running code from it (see
+    `load_official_checkpoint`; `allow_pickle=True` lifts that, for a trusted file). Returns the converted model.
     """
     output_dir = Path(output_dir)
     if output_dir.exists():
         raise FileExistsError(f"{output_dir} already exists")
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    checkpoint = load_official_checkpoint(checkpoint_path, allow_pickle)
     model = model_from_official(checkpoint)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
         model.save_pretrained(tmp_dir)
         BeatsFeatureExtractor().save_pretrained(tmp_dir)
+        give_usual_modes(tmp_dir)  # mkdtemp made it 0700, safetensors its weights 0600
         tmp_dir.rename(output_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -162,4 +188,10 @@ def convert_beats_checkpoint(
     return model
 
 
-__all__ = ["convert_beats_checkpoint", "convert_official_key", "config_from_official", "model_from_official"]
+__all__ = [
+    "convert_beats_checkpoint",
+    "convert_official_key",
+    "config_from_official",
+    "load_official_checkpoint",
+    "model_from_official",
+]
