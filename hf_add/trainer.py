@@ -138,7 +138,9 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         self._warned_no_positive_pairs = False
         self._told_micro_batches = False
         self._added_metric_names: set[str] = set()
-        self._eval_details: dict = {}
+        # The last confusion matrix of each evaluation prefix ("eval", "test", ...): rows = true class, in id
+        # order. Not a scalar, so not in the metrics that Trainer logs.
+        self.confusion_matrices: dict[str, list[list[int]]] = {}
         self.embedding_metrics = embedding_metrics
         self._attach(self.model)
 
@@ -213,11 +215,13 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         self._record_configuration()
         super()._save(output_dir, state_dict)
-        if self.args.should_save and _is_adapter(self.accelerator.unwrap_model(self.model)):
+        if not self.args.should_save:
+            return
+        output_dir = output_dir or self.args.output_dir
+        if _is_adapter(self.accelerator.unwrap_model(self.model)):
             # An adapter directory has no config.json: the loss configuration is saved beside it.
-            write_json(
-                self.training_configuration(), os.path.join(output_dir or self.args.output_dir, TRAINING_FILE)
-            )
+            write_json(self.training_configuration(), os.path.join(output_dir, TRAINING_FILE))
+        give_usual_modes(output_dir)  # safetensors writes the weights 0600
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -328,11 +332,6 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         self._raise_if_nonfinite()
         return super()._save_checkpoint(model, trial)
 
-    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
-        super()._save(output_dir, state_dict=state_dict)
-        if self.args.should_save:  # the process that wrote; safetensors writes the weights 0600
-            give_usual_modes(output_dir or self.args.output_dir)
-
     def train(self, *args, **kwargs):
         output = super().train(*args, **kwargs)
         self._raise_if_nonfinite()
@@ -435,18 +434,16 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         metrics.update(geometry.summaries())
         if self.embedding_metrics:
             metrics.update(reported_embedding_metrics(embeddings, labels, seed=self.args.seed))
-        # Not scalars, so not logged: evaluate() returns them beside the logged metrics.
-        self._eval_details.update(
-            {f"{prefix}_{name}": classification[name] for name in ("per_class_accuracy", "confusion_matrix")}
+        # Scalars only (log_metrics, TensorBoard): one per class with clips; the matrix is kept aside.
+        metrics.update(
+            {
+                f"per_class_accuracy/{name}": value
+                for name, value in classification["per_class_accuracy"].items()
+                if value is not None
+            }
         )
+        self.confusion_matrices[prefix] = classification["confusion_matrix"]
         return {f"{prefix}_{name}": value for name, value in metrics.items()}
-
-    def evaluate(self, *args, **kwargs) -> dict[str, float]:
-        """``Trainer.evaluate``, whose result also holds ``eval_per_class_accuracy`` (class name → value) and
-        ``eval_confusion_matrix`` (rows = true class), which are not logged (they are not scalars)."""
-        self._eval_details = {}
-        metrics = super().evaluate(*args, **kwargs)
-        return {**metrics, **self._eval_details}
 
     # ---- model card ----
 
