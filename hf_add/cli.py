@@ -18,6 +18,7 @@ COMMANDS = {
     "make-dataset": "hf_add.commands.make_dataset",
     "train": "hf_add.commands.train",
     "evaluate": "hf_add.commands.evaluate",
+    "embed": "hf_add.commands.embed",
     "convert-beats": "hf_add.commands.convert_beats",
     "push": "hf_add.commands.push",
 }

@@ -133,3 +133,35 @@ def geometry_heatmaps_figure(
                 axis.set_ylabel(label)
         figure.colorbar(image, ax=list(axes[row]), fraction=0.046, pad=0.02)
     return figure
+
+
+def plot_confusion_matrix(matrix: list[list[int]], class_names: list[str], path: str) -> str:
+    """Write the confusion matrix (rows = true class, columns = predicted, id order) to a PNG, each row as
+    the share of its clips so that classes of any size read alike; counts are written in the cells while
+    they fit (up to 20 classes). Readable at 50 classes: the figure grows with the class count."""
+    counts = np.asarray(matrix, dtype=float)
+    n = len(counts)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fontsize = 8 if n <= 20 else 6 if n <= 60 else 5
+    label_inches = 0.06 * fontsize / 7 * max((len(str(name)) for name in class_names), default=1)
+    side = max(3.0, 0.18 * n * fontsize / 7 * 1.6) + label_inches
+    figure, axis = plt.subplots(figsize=(side + 1.2, side + 0.6), layout="constrained")
+    try:
+        image = axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+        axis.set_xticks(range(n), class_names, rotation=90, fontsize=fontsize)
+        axis.set_yticks(range(n), class_names, fontsize=fontsize)
+        axis.set_xlabel("predicted class")
+        axis.set_ylabel("true class")
+        accuracy = np.trace(counts) / max(counts.sum(), 1)
+        axis.set_title(f"confusion matrix: share of each true class's clips (accuracy {100 * accuracy:.1f}%)",
+                       fontsize=9)  # fmt: skip
+        if n <= 20:
+            for i, j in zip(*np.nonzero(counts), strict=True):
+                colour = "white" if shares[i, j] > 0.5 else "black"
+                axis.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=fontsize, color=colour)
+        figure.colorbar(image, ax=axis, shrink=0.6)
+        with atomic_write(path, "wb") as handle:
+            figure.savefig(handle, format="png", dpi=120)
+    finally:
+        plt.close(figure)
+    return path

@@ -33,7 +33,8 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec
 from hf_add.data.balanced_loader import check_balanced_batches
-from hf_add.data.presets import DatasetSpec, card_dataset, keep_saved_class_order, make_folds
+from hf_add.data.presets import DatasetSpec, card_dataset, is_multi_label, keep_saved_class_order, make_folds
+from hf_add.embedding_metrics import REPORTED_METRICS
 from hf_add.files import finite_or_null, write_json
 from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
@@ -81,6 +82,13 @@ class DataSettings:
     audio_column: str | None = None
     label_column: str | None = None
     label_names_column: str | None = None
+    label_separator: str | None = field(
+        default=None,
+        metadata={
+            "help": "Multi-label data: split each clip's label text on this separator (e.g. ';' for 'dog;bark'). "
+            "A list-valued label column is multi-label without it. Trains with BCE; reports mAP and F1."
+        },
+    )
     fold_column: str | None = field(
         default=None, metadata={"help": "k-fold CV: each value is a test fold once."}
     )
@@ -124,6 +132,7 @@ class DataSettings:
             audio_column=self.audio_column,
             label_column=self.label_column,
             label_names_column=self.label_names_column,
+            label_separator=self.label_separator,
             fold_column=self.fold_column,
             fold_splits=tuple(self.fold_splits) if self.fold_splits else None,
             split_column=self.split_column,
@@ -155,8 +164,11 @@ class LossSettings:
     opl_weight: float = field(
         default=0.1, metadata={"help": "Weight of OPL added to CE (the ADD authors': 0.1)."}
     )
-    classification_loss: str = field(
-        default="ce", metadata={"help": "ce|bce (sigmoid BCE, authors' mixup runs)."}
+    classification_loss: str | None = field(
+        default=None,
+        metadata={
+            "help": "ce|bce (sigmoid BCE, authors' mixup runs); default: ce, or bce for multi-label data."
+        },
     )
 
 
@@ -373,8 +385,9 @@ def run_fold(
     without ``test_``."""
     model_settings, augmentation, schedule = config.model, config.augmentation, config.schedule
     fold = keep_saved_class_order(fold, resume)
+    multi_label = is_multi_label(fold.train)
     model, extractor, extractor_kwargs = load_model_and_extractor(
-        model_settings.model_name_or_path, spec, fold.id2label, model_settings.ast_max_length
+        model_settings.model_name_or_path, spec, fold.id2label, model_settings.ast_max_length, multi_label
     )
     collator = AudioClassificationCollator(
         extractor,
@@ -420,7 +433,7 @@ def run_fold(
         dataset_tags=dataset_id,
         dataset=dataset_name,
         results={
-            "accuracy": metrics["accuracy"],
+            "accuracy": metrics.get("accuracy"),  # none for multi-label models: their mAP is in results.json
             "geometry": {name: metrics[name] for name in GEOMETRY_SUMMARIES if name in metrics},
             "protocol": f"test split {fold.name!r}" + (f": {spec.test_set}" if spec.test_set else ""),
         },
@@ -439,10 +452,14 @@ def run_fold(
     return metrics
 
 
+# The result each fold reports first: accuracy, or mAP for multi-label data.
+HEADLINE_METRICS = ("accuracy", "map")
+
+
 def summarize(per_fold: list[dict]) -> tuple[dict, dict]:
     """Mean and sample standard deviation (n - 1) of accuracy and geometry summaries over folds; the std of
     one fold, and any statistic with an undefined (null) value, is null."""
-    keys = ["accuracy", *GEOMETRY_SUMMARIES]
+    keys = [*HEADLINE_METRICS, "macro_f1", "micro_f1", *GEOMETRY_SUMMARIES, *REPORTED_METRICS]
     values = {k: [fold.get(k) for fold in per_fold] for k in keys if k in per_fold[0]}
     mean, std = {}, {}
     for key, column in values.items():
@@ -624,7 +641,8 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
             metrics = run_fold(fold, spec, config, fold_args, plan[fold.name], trainer_class)
             write_json(metrics, os.path.join(fold_dir, FOLD_RESULTS))
         per_fold.append({"fold": fold.name, **metrics})
-        logger.info(f"{fold.name}: accuracy {metrics['accuracy']:.4f}")
+        headline = next(name for name in HEADLINE_METRICS if name in metrics)
+        logger.info(f"{fold.name}: {headline} {metrics[headline]:.4f}")
     mean, std = summarize(per_fold)
     results = {
         "recipe": config.schedule.recipe,

@@ -143,6 +143,11 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         self.confusion_matrices: dict[str, list[list[int]]] = {}
         self.embedding_metrics = embedding_metrics
         self._attach(self.model)
+        if samples_per_class is not None and self.multi_label:
+            raise ValueError(
+                "samples_per_class draws batches by class id, but this model is multi-label (config.problem_type); "
+                "leave samples_per_class out"
+            )
 
     # ---- the model that is trained: model_init, hyperparameter-search trials, PEFT, compile ----
 

@@ -3,13 +3,20 @@ soft ADD form on multi-hot rows; mAP and F1 at evaluation."""
 
 from __future__ import annotations
 
+import csv
+import json
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import torch.nn.functional as F
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
 
 from hf_add import ADDLoss, ADDTrainer
+from hf_add.cli import main
 
+from .audio_fixtures import tone
 from .tiny import ListDataset, batch_of, cpu_training_args, tiny_mlp
 
 MULTI_LABEL = "multi_label_classification"
@@ -101,3 +108,94 @@ def test_trains_on_mixed_sources_to_a_map_well_above_chance(tmp_path, embedding_
     micro = 2 * true_positives / (predicted.sum() + targets.sum())
     assert metrics["eval_micro_f1"] == pytest.approx(micro)
     assert metrics["eval_micro_f1"] > 0.75
+
+
+# ---- hf-add train / evaluate on a folder of clips that mix two sources ----
+
+SOURCES = ["bell", "horn", "siren", "whistle"]
+
+
+def write_mixed_folder(root, clips=160, seed=0):
+    """Clips of one or two of four tones (the label text 'bell;siren'), split train / validation / test."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    rows = []
+    for i in range(clips):
+        chosen = sorted(set(rng.choice(len(SOURCES), size=rng.integers(1, 3))))
+        wave = sum(tone(k, 16000, 0.5, 1, rng) for k in chosen) / len(chosen)
+        sf.write(root / f"clip_{i}.wav", wave, 16000)
+        partition = ["train", "train", "validation", "test"][i % 4]
+        rows.append(
+            {
+                "file_name": f"clip_{i}.wav",
+                "label": ";".join(SOURCES[k] for k in chosen),
+                "partition": partition,
+            }
+        )
+    with open(root / "metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["file_name", "label", "partition"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def multi_label_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("multi")
+    data = write_mixed_folder(root / "data")
+    output = root / "run"
+    argv = [
+        "train",
+        "--model_name_or_path",
+        "ast-tiny",
+        "--ast_max_length",
+        "50",
+        "--dataset_name",
+        "audiofolder",
+    ]
+    argv += ["--data_dir", str(data), "--split_column", "partition", "--label_separator", ";"]
+    argv += [
+        "--validation_split",
+        "validation",
+        "--test_split",
+        "test",
+        "--loss",
+        "add",
+        "--learning_rate",
+        "3e-3",
+    ]
+    argv += ["--num_train_epochs", "20", "--per_device_train_batch_size", "16", "--output_dir", str(output)]
+    argv += ["--report_to", "none", "--save_strategy", "no", "--use_cpu", "true", "--disable_tqdm", "true"]
+    assert main(argv) == 0
+    return data, output, json.loads((output / "results.json").read_text())
+
+
+def test_hf_add_train_reads_label_lists_and_trains_a_multi_label_model(multi_label_run):
+    data, output, results = multi_label_run
+    assert results["class_names"] == SOURCES
+    fold = results["folds"][0]
+    assert "accuracy" not in fold and {"map", "micro_f1", "macro_f1"} <= fold.keys()
+    assert fold["map"] > 0.75  # chance (random scores) is about the positive rate, ~0.4 here
+    config = json.loads((output / "test" / "config.json").read_text())
+    assert config["problem_type"] == MULTI_LABEL
+    assert config["hf_add_training"]["classification_loss"]["name"] == "SoftTargetBCEWithLogits"
+
+
+def test_a_multi_label_model_serves_sigmoid_scores_and_evaluates_with_map(multi_label_run, tmp_path):
+    data, output, results = multi_label_run
+    model_dir = str(output / "test")
+    wave, _ = sf.read(data / "clip_3.wav", dtype="float32")
+    scores = pipeline("audio-classification", model=model_dir)(wave, top_k=4)
+    model = AutoModelForAudioClassification.from_pretrained(model_dir).eval()
+    features = AutoFeatureExtractor.from_pretrained(model_dir)(wave, sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        expected = torch.sigmoid(model(**features).logits[0])
+    by_label = {item["label"]: item["score"] for item in scores}
+    for i, name in model.config.id2label.items():
+        assert by_label[name] == pytest.approx(expected[int(i)].item(), rel=1e-4)
+    assert sum(by_label.values()) != pytest.approx(1.0, abs=1e-3)  # not a softmax
+    evaluated = main(["evaluate", model_dir, "--data_dir", str(data), "--split_column", "partition",
+                      "--label_separator", ";", "--split", "test", "--output", str(tmp_path / "eval.json")])  # fmt: skip
+    assert evaluated == 0
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["map"] == pytest.approx(results["folds"][0]["map"], abs=1e-6)

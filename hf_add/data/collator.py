@@ -134,6 +134,18 @@ class AudioClassificationCollator:
             )
         return np.asarray(audio["array"], dtype=np.float32)
 
+    def _labels(self, values: list) -> torch.Tensor:
+        """Class ids (B,), or multi-hot float rows (B, C) for multi-label rows: lists of integer class ids (as
+        ``attach_labels`` makes them), or float multi-hot rows, taken as they are."""
+        if not isinstance(values[0], (list, tuple, np.ndarray)):
+            return torch.tensor(np.array(values), dtype=torch.long)
+        if np.asarray(values[0]).dtype.kind == "f":
+            return torch.tensor(np.array(values), dtype=torch.float32)
+        multi_hot = torch.zeros(len(values), self.num_labels)
+        for row, ids in enumerate(values):
+            multi_hot[row, list(ids)] = 1.0
+        return multi_hot
+
     def _mixup(self, waves: list[np.ndarray], labels: torch.Tensor) -> tuple[list[np.ndarray], torch.Tensor]:
         targets = labels if labels.dim() == 2 else F.one_hot(labels, self.num_labels).float()
         mixed = targets.clone()
@@ -166,9 +178,7 @@ class AudioClassificationCollator:
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         labels = None
         if "labels" in rows[0]:
-            labels = np.array([row["labels"] for row in rows])
-            # Class ids, or multi-hot rows (multi-label data) as floats.
-            labels = torch.tensor(labels, dtype=torch.float32 if labels.ndim == 2 else torch.long)
+            labels = self._labels([row["labels"] for row in rows])
         mixing = self.training and self.mixup > 0
         if FEATURES_COLUMN in rows[0] and self.fbank is not None and not mixing:
             features = np.stack([row[FEATURES_COLUMN] for row in rows])  # flattened (frames x mel bins)

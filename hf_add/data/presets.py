@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from datasets import Audio, ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, List, concatenate_datasets, load_dataset
 
 from hf_add.data.audio import find_unusable_clips, resolve_unusable_clips
 from hf_add.data.speech_commands_archive import is_speech_commands_archive, load_speech_commands_archive
@@ -55,6 +55,9 @@ class DatasetSpec:
     label_aliases: dict[str, str] = field(default_factory=dict)
     # Raw label names whose rows are not part of the protocol.
     drop_labels: tuple[str, ...] = ()
+    # Several labels per clip (multi-label tagging): the label column's text is split on this separator
+    # ("dog;bark"). A list-valued label column is read as several labels without it.
+    label_separator: str | None = None
     # AST input length in 10 ms frames, and the longest waveform (s) given to padding extractors (BEATs).
     ast_max_length: int = 1024
     max_seconds: float = 10.24
@@ -383,16 +386,85 @@ def natural_sort_key(name: str) -> tuple[list, str]:
     return [int(part) if i % 2 else part.casefold() for i, part in enumerate(parts)], name
 
 
+def is_multi_label(dataset: Dataset) -> bool:
+    """A split made by ``attach_labels`` from multi-label data: its ``labels`` are lists of class ids."""
+    return isinstance(dataset.features["labels"], List)
+
+
+def _has_label_sets(splits: dict[str, Dataset], spec: DatasetSpec) -> bool:
+    return spec.label_separator is not None or any(
+        isinstance(dataset.features[spec.label_column], List) for dataset in splits.values()
+    )
+
+
+def _raw_label_sets(dataset: Dataset, split: str, spec: DatasetSpec) -> list[list[str]]:
+    """Every row's label names: a list column's items, or the text split on ``spec.label_separator``."""
+    feature = dataset.features[spec.label_column]
+    values = dataset[spec.label_column]
+    if isinstance(feature, List):
+        inner = feature.feature
+        return [
+            [inner.int2str(v) if isinstance(inner, ClassLabel) else str(v) for v in row] for row in values
+        ]
+    if spec.label_separator is None or isinstance(feature, ClassLabel):
+        raise ValueError(
+            f"Split {split!r}: the label column {spec.label_column!r} holds one label per clip, but another split "
+            "holds lists; give every split the same kind of label column"
+        )
+    separator = spec.label_separator
+    return [[name.strip() for name in str(text or "").split(separator) if name.strip()] for text in values]
+
+
+def _attach_label_sets(
+    splits: dict[str, Dataset], spec: DatasetSpec, dropped, aliases
+) -> tuple[dict, list[str]]:
+    """Multi-label ``attach_labels``: ``labels`` becomes a list of class ids per clip; a dropped label leaves
+    the clip's other labels, and a clip with no label keeps a row of zeros (see the trainer)."""
+    named = {
+        split: [[aliases.get(n.lower(), n) for n in row if n.lower() not in dropped] for row in
+                _raw_label_sets(dataset, split, spec)]
+        for split, dataset in splits.items()
+    }  # fmt: skip
+    if spec.class_names:
+        classes = list(spec.class_names)
+    else:
+        classes = sorted({n for row in next(iter(named.values())) for n in row}, key=natural_sort_key)
+    ids = {name: i for i, name in enumerate(classes)}
+    result = {}
+    for split, dataset in splits.items():
+        for index, row in enumerate(named[split]):
+            unknown = [name for name in row if name not in ids]
+            if unknown:
+                raise ValueError(
+                    f"Split {split!r}, {describe_row(dataset, index, spec.audio_column)}: labels {unknown} are not "
+                    f"among the {len(classes)} classes {classes[:10]}{'...' if len(classes) > 10 else ''}. Fix the "
+                    "labels, list them in drop_labels / label_aliases, or pass the full class list."
+                )
+        unlabelled = sum(not row for row in named[split])
+        if unlabelled:
+            logger.info(f"{split}: {unlabelled} clips have no label (a row of zeros in training)")
+        if "labels" in dataset.column_names:
+            dataset = dataset.remove_columns("labels")
+        ids_per_row = [sorted({ids[name] for name in row}) for row in named[split]]
+        result[split] = dataset.add_column("labels", ids_per_row).cast_column(
+            "labels", List(ClassLabel(names=classes))
+        )
+    return result, classes
+
+
 def attach_labels(splits: dict[str, Dataset], spec: DatasetSpec) -> tuple[dict[str, Dataset], list[str]]:
     """Add the ``labels`` ClassLabel column to every split, drop protocol-excluded rows; return the classes.
 
     The class list is ``spec.class_names``, else the ids' order of a names column, else the names of the
     first split in natural order (``natural_sort_key``: 1, 2, 10). A label outside it raises, naming the row.
+    Multi-label data (a list column, or ``spec.label_separator``) gets a list of class ids per clip.
     """
     for split, dataset in splits.items():
         _check_columns(dataset, split, spec)
     dropped = {name.lower() for name in spec.drop_labels}
     aliases = {k.lower(): v for k, v in spec.label_aliases.items()}
+    if _has_label_sets(splits, spec):
+        return _attach_label_sets(splits, spec, dropped, aliases)
     if spec.class_names:  # before reading names: a wrong version's ids can be out of its ClassLabel's range
         _check_label_set(splits, spec, list(spec.class_names), aliases)
     named = {split: _raw_label_names(dataset, split, spec) for split, dataset in splits.items()}
@@ -456,9 +528,12 @@ def keep_saved_class_order(fold: Fold, checkpoint: str | None) -> Fold:
     def reorder(dataset: Dataset | None) -> Dataset | None:
         if dataset is None:
             return None
-        ids = [new_id[i] for i in dataset["labels"]]
-        dataset = dataset.remove_columns("labels").add_column("labels", ids)
-        return dataset.cast_column("labels", ClassLabel(names=saved_names))
+        if is_multi_label(dataset):
+            ids = [sorted(new_id[i] for i in row) for row in dataset["labels"]]
+            feature = List(ClassLabel(names=saved_names))
+        else:
+            ids, feature = [new_id[i] for i in dataset["labels"]], ClassLabel(names=saved_names)
+        return dataset.remove_columns("labels").add_column("labels", ids).cast_column("labels", feature)
 
     logger.info(f"{fold.name}: class ids kept as saved in {checkpoint}")
     return replace(

@@ -148,9 +148,16 @@ def load_feature_extractor(model_name_or_path: str, spec: DatasetSpec, ast_max_l
 
 
 def load_model_and_extractor(
-    model_name_or_path: str, spec: DatasetSpec, id2label: dict[int, str], ast_max_length: int | None = None
+    model_name_or_path: str,
+    spec: DatasetSpec,
+    id2label: dict[int, str],
+    ast_max_length: int | None = None,
+    multi_label: bool = False,
 ):
     """The classifier (new head for ``id2label``) and its feature extractor set up for ``spec``'s clips.
+
+    ``config.problem_type`` is set either way (an AudioSet checkpoint may carry "multi_label_classification"),
+    so that ADDTrainer and ``pipeline`` (sigmoid or softmax scores) treat the new head as the data is.
 
     An AST checkpoint used at another input length gets its position embeddings cut or interpolated (see
     ``load_feature_extractor`` for the inputs). Returns (model, feature_extractor, extractor_kwargs).
@@ -158,7 +165,11 @@ def load_model_and_extractor(
     # No num_labels: the config derives it from id2label, and passing both to from_pretrained makes
     # transformers build the checkpoint's config (e.g. 527 AudioSet labels) with num_labels=n first and warn
     # "num_labels=n is incompatible to the id2label map of length 527" before id2label replaces the map.
-    labels = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+    labels = {
+        "id2label": id2label,
+        "label2id": {v: k for k, v in id2label.items()},
+        "problem_type": "multi_label_classification" if multi_label else "single_label_classification",
+    }
     max_length = ast_max_length or spec.ast_max_length
     extractor, extractor_kwargs = load_feature_extractor(model_name_or_path, spec, ast_max_length)
     if model_name_or_path in NAMED_CONFIGS:
