@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 
 import pytest
 import torch
@@ -64,7 +65,8 @@ def test_table_and_paired_comparison_by_hand(tmp_path):
     assert table["CE"]["wall_seconds_per_run"] == pytest.approx(101.0)
     # differences +5, 0, +10 points: mean +5, sample std 5; t(0.975, 2) = 4.303 gives ±4.303·5/√3 = ±12.42
     comparison = study.paired(runs)
-    assert "| ADD λ={1,1,1,1} | CE | 3 | +5.00 | [-7.42, +17.42] | 2 of 3 |" in comparison
+    # the sign test drops the tied seed: 2 of 2 favour ADD, p = 2 · (1/2)² = 0.5
+    assert "| ADD λ={1,1,1,1} | CE | 3 | +5.00 | [-7.42, +17.42] | 12.42 | 2 of 3 | 0.500 |" in comparison
     assert "| CE | 50.00 | 60.00 | 70.00 |" in comparison
     markdown = study.markdown(list(table.values()), recipe(tmp_path), str(tmp_path), seeds=3)
     assert "| CE | 60.00 ± 10.00 |" in markdown and "hf-add train --model_name_or_path ast-tiny" in markdown
@@ -157,6 +159,16 @@ def test_paired_difference_interval_holds_zero_only_for_noisy_differences():
     assert PairedDifference.of([1.0], [0.0]).low is None
 
 
+def test_sign_test_and_seeds_needed_by_hand():
+    from hf_add.research.paired import PairedDifference, sign_test_p
+
+    assert sign_test_p(9, 1) == pytest.approx(2 * (1 + 10) / 1024)  # P(≤ 1 of 10) both ways
+    assert sign_test_p(5, 5) == 1.0 and sign_test_p(0, 0) == 1.0
+    difference = PairedDifference.of([5.0, 0.0, 10.0], [0.0, 0.0, 0.0])  # sample std 5
+    assert difference.std == pytest.approx(5.0)
+    assert difference.seeds_for_half_width(0.5) == 385  # ⌈(1.96 · 5 / 0.5)²⌉ = ⌈384.1⌉
+
+
 def test_a_model_directory_gets_the_pretrained_rows(tmp_path, monkeypatch):
     class RowsChosen(Exception):
         pass
@@ -229,3 +241,18 @@ def test_pretraining_is_deterministic_from_its_seed(tmp_path):
     assert (tmp_path / "a" / "data" / "metadata.csv").read_text() == (
         tmp_path / "b" / "data" / "metadata.csv"
     ).read_text()
+
+
+def test_open_set_training_data_leaves_out_the_last_words_by_hard_links(tmp_path, monkeypatch):
+    from .audio_fixtures import write_audiofolder
+
+    words = list(study.SPEECH_COMMANDS_WORDS[:4])
+    data = write_audiofolder(tmp_path / "data", words, n_per_label=2)
+    known = study.Recipe(data_dir=str(data), unknown_words=1)
+    assert study.unknown_words(known) == [words[-1]]
+    study.make_known_data(known)
+    kept = (tmp_path / "data-known" / "metadata.csv").read_text().splitlines()
+    assert len(kept) == 1 + 3 * 2 and not any(row.startswith(f"{words[-1]}_") for row in kept)
+    first = kept[1].split(",")[0]
+    assert os.path.samefile(tmp_path / "data" / first, tmp_path / "data-known" / first)
+    assert known.training_data_dir == str(tmp_path / "data-known")

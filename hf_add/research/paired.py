@@ -37,21 +37,49 @@ def t_quantile(probability: float, degrees_of_freedom: int) -> float:
     return (low + high) / 2
 
 
+def sign_test_p(favouring: int, against: int) -> float:
+    """Two-sided exact sign test: the probability, with each non-tied seed a fair coin, of a split at least
+    as uneven as ``favouring`` : ``against`` (ties are dropped before calling)."""
+    n = favouring + against
+    if n == 0:
+        return 1.0
+    extreme = min(favouring, against)
+    tail = sum(math.comb(n, k) for k in range(extreme + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 @dataclass(frozen=True)
 class PairedDifference:
-    """Row − baseline over n paired seeds: mean, 95 % interval (None for one seed), seeds with row > baseline."""
+    """Row − baseline over n paired seeds: mean, 95 % interval (None for one seed), seeds with row > baseline,
+    the standard deviation of the differences and the two-sided exact sign test."""
 
     n: int
     mean: float
     low: float | None
     high: float | None
     favouring: int
+    against: int = 0
+    std: float | None = None
 
     @classmethod
     def of(cls, row: np.ndarray, baseline: np.ndarray) -> PairedDifference:
         differences = np.asarray(row, dtype=float) - np.asarray(baseline, dtype=float)
         n, mean = len(differences), float(differences.mean())
+        favouring, against = int((differences > 0).sum()), int((differences < 0).sum())
         if n < 2:
-            return cls(n, mean, None, None, int((differences > 0).sum()))
-        half_width = t_quantile(0.975, n - 1) * differences.std(ddof=1) / math.sqrt(n)
-        return cls(n, mean, mean - half_width, mean + half_width, int((differences > 0).sum()))
+            return cls(n, mean, None, None, favouring, against)
+        std = float(differences.std(ddof=1))
+        half_width = t_quantile(0.975, n - 1) * std / math.sqrt(n)
+        return cls(n, mean, mean - half_width, mean + half_width, favouring, against, std)
+
+    @property
+    def half_width(self) -> float | None:
+        return None if self.low is None else (self.high - self.low) / 2
+
+    @property
+    def sign_test_p(self) -> float:
+        return sign_test_p(self.favouring, self.against)
+
+    def seeds_for_half_width(self, half_width: float) -> int | None:
+        """Seeds needed for a 95 % interval of ``half_width`` at this standard deviation (normal quantile)."""
+        return None if self.std is None else math.ceil((1.959964 * self.std / half_width) ** 2)

@@ -25,6 +25,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -102,6 +103,17 @@ METRICS = (
     "inter_class_mean_distance",
     "inter_class_cv",
 )
+# What the embedding space is good for (hf_add.embedding_metrics), on the test set of every run.
+EMBEDDING_METRICS = (
+    "precision_at_1",
+    "map_at_r",
+    "r_precision",
+    "knn_accuracy",
+    "nearest_class_mean_accuracy",
+    "nmi",
+)
+# With --unknown_words: trained without those words, scored on all of them (hf_add.evaluation, open set).
+OPEN_SET_METRICS = ("cosine_auroc", "cosine_fpr_at_95_tpr", "mahalanobis_auroc", "mahalanobis_fpr_at_95_tpr")
 BASELINE, PROPOSED = "CE", "ADD λ={1,1,1,1}"
 # On a GPU: bf16 autocast (ADD's statistics stay float32), feature extraction in worker processes, and
 # model-only checkpoints (a run is never resumed mid-way; writing optimizer state every epoch would dominate).
@@ -129,6 +141,13 @@ class Recipe:
     epochs: int = 20
     learning_rate: float = 1e-3
     device: str = "cpu"
+    # Open set: the last ``unknown_words`` words of the data are left out of training (all partitions of a
+    # copy of the data) and scored for novelty on the full test partition.
+    unknown_words: int = 0
+
+    @property
+    def training_data_dir(self) -> str:
+        return self.data_dir if not self.unknown_words else f"{self.data_dir.rstrip('/')}-known"
 
 
 def run_settings(recipe: Recipe, row: str, seed: int, output_dir: str) -> dict:
@@ -137,7 +156,7 @@ def run_settings(recipe: Recipe, row: str, seed: int, output_dir: str) -> dict:
         "model_name_or_path": recipe.model,
         "ast_max_length": recipe.ast_max_length,
         "dataset_name": "audiofolder",
-        "data_dir": recipe.data_dir,
+        "data_dir": recipe.training_data_dir,
         "split_column": "partition",
         "validation_split": "validation",
         "test_split": "test",
@@ -180,14 +199,61 @@ def run_one(recipe: Recipe, study_dir: str, row: str, seed: int) -> dict:
     with open(results_file) as f:
         results = json.load(f)
     (fold,) = results["folds"]
+    model_dir = os.path.join(output_dir, fold["fold"])
+    open_set = open_set_scores(recipe, model_dir) if recipe.unknown_words else {}
     return {
         "row": row,
         "seed": seed,
         **{metric: fold[metric] for metric in METRICS},
+        **{metric: fold.get(metric) for metric in EMBEDDING_METRICS},
+        **open_set,
         "positive_pairs": fold.get("train_positive_pairs"),  # mean ordered same-class pairs per batch
         "wall_seconds": round(results["wall_seconds"], 1),
-        "model_dir": os.path.join(output_dir, fold["fold"]),
+        "model_dir": model_dir,
     }
+
+
+def unknown_words(recipe: Recipe) -> list[str]:
+    """The words left out of training in the open-set runs: the last ``recipe.unknown_words`` of the data."""
+    words = load_dataset("audiofolder", data_dir=recipe.data_dir, split="train").unique("label")
+    ordered = [word for word in SPEECH_COMMANDS_WORDS if word in words]
+    return ordered[len(ordered) - recipe.unknown_words :]
+
+
+def make_known_data(recipe: Recipe) -> None:
+    """The training copy of the data without the unknown words (hard links to the same clips)."""
+    target, unknown = recipe.training_data_dir, set(unknown_words(recipe))
+    if os.path.isdir(target):
+        return
+    building = f"{target}.partial"
+    shutil.rmtree(building, ignore_errors=True)
+    os.makedirs(building)
+    with open(os.path.join(recipe.data_dir, "metadata.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = [row for row in rows if row["label"] not in unknown]
+    for row in kept:
+        os.link(os.path.join(recipe.data_dir, row["file_name"]), os.path.join(building, row["file_name"]))
+    write_table(os.path.join(building, "metadata.csv"), kept)
+    os.replace(building, target)
+
+
+def open_set_scores(recipe: Recipe, model_dir: str) -> dict:
+    """AUROC and FPR at 95 % TPR of the novelty scores of the full test partition, the unknown words
+    positive, class means from the train partition's known words (kept beside the model)."""
+    cached = os.path.join(model_dir, "open_set.json")
+    if not os.path.isfile(cached):
+        data = load_dataset("audiofolder", data_dir=recipe.data_dir, split="train")
+        test = data.filter(lambda p: p == "test", input_columns="partition")
+        train = data.filter(lambda p: p == "train", input_columns="partition")
+        report = evaluate_model(
+            model_dir, test, unknown_classes=unknown_words(recipe), reference=train, batch_size=64,
+            device=recipe.device,
+        )["open_set"]  # fmt: skip
+        write_json(report, cached)
+    with open(cached) as f:
+        report = json.load(f)
+    return {f"{score}_{name}": report[score][name] for score in ("cosine", "mahalanobis")
+            for name in ("auroc", "fpr_at_95_tpr")}  # fmt: skip
 
 
 def summarize(runs: list[dict]) -> list[dict]:
@@ -244,32 +310,53 @@ def mixup_baseline(row: str) -> str | None:
     return f"CE, mixup {settings['mixup']}"
 
 
-def paired(runs: list[dict]) -> str:
-    """Each row against CE, and each ADD row with mixup also against CE with the same mixup, on the same
-    seeds: mean difference in test accuracy, its 95 % interval, the seeds that favour the row; then every
-    run's accuracy by seed."""
-    accuracy = {(r["row"], r["seed"]): 100 * r["accuracy"] for r in runs}
-    rows = list(dict.fromkeys(r["row"] for r in runs))
-    comparisons = [(row, BASELINE) for row in rows if row != BASELINE]
-    comparisons += [(row, mixup_baseline(row)) for row in rows if mixup_baseline(row) in rows]
-    lines = [
-        "| row | against | seeds | mean difference (points) | 95 % interval | seeds favouring the row |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row, baseline in comparisons:
-        seeds = sorted(s for r, s in accuracy if r == row and (baseline, s) in accuracy)
+def comparisons(rows: list[str]) -> list[tuple[str, str]]:
+    """Each row against CE, and each ADD row with mixup also against CE with the same mixup."""
+    pairs = [(row, BASELINE) for row in rows if row != BASELINE]
+    return pairs + [(row, mixup_baseline(row)) for row in rows if mixup_baseline(row) in rows]
+
+
+def paired_lines(runs: list[dict], metric: str, scale: float = 100.0) -> list[str]:
+    """The table rows of every comparison on ``metric`` (× ``scale``): mean difference, 95 % interval and
+    its half-width, seeds in favour, the exact sign test."""
+    values = {(r["row"], r["seed"]): scale * r[metric] for r in runs if r.get(metric) is not None}
+    lines = []
+    for row, baseline in comparisons(list(dict.fromkeys(r["row"] for r in runs))):
+        seeds = sorted(s for r, s in values if r == row and (baseline, s) in values)
         if not seeds:
             continue
         difference = PairedDifference.of(
-            [accuracy[(row, s)] for s in seeds], [accuracy[(baseline, s)] for s in seeds]
+            [values[(row, s)] for s in seeds], [values[(baseline, s)] for s in seeds]
         )
         interval = "–" if difference.low is None else f"[{difference.low:+.2f}, {difference.high:+.2f}]"
+        half = "–" if difference.half_width is None else f"{difference.half_width:.2f}"
         lines.append(
-            f"| {row} | {baseline} | {difference.n} | {difference.mean:+.2f} | {interval} "
-            f"| {difference.favouring} of {difference.n} |"
+            f"| {row} | {baseline} | {difference.n} | {difference.mean:+.2f} | {interval} | {half} "
+            f"| {difference.favouring} of {difference.n} | {difference.sign_test_p:.3f} |"
         )
-    if len(lines) == 2:
+    return lines
+
+
+PAIRED_HEADER = [
+    "| row | against | seeds | mean difference | 95 % interval | half-width | seeds favouring the row "
+    "| sign test p |",
+    "|---|---|---|---|---|---|---|---|",
+]
+
+
+def paired(runs: list[dict]) -> str:
+    """Each comparison on the same seeds: test accuracy (points), then every embedding and open-set metric
+    that the runs have (× 100); then every run's accuracy by seed."""
+    rows = list(dict.fromkeys(r["row"] for r in runs))
+    accuracy = {(r["row"], r["seed"]): 100 * r["accuracy"] for r in runs}
+    lines = paired_lines(runs, "accuracy")
+    if not lines:
         return ""
+    lines = ["Test accuracy (points):", "", *PAIRED_HEADER, *lines]
+    for metric in (*EMBEDDING_METRICS, *OPEN_SET_METRICS):
+        metric_lines = paired_lines(runs, metric)
+        if metric_lines:
+            lines += ["", f"{metric} (× 100):", "", *PAIRED_HEADER, *metric_lines]
     seeds = sorted({s for _, s in accuracy})
     lines += ["", f"| row | {' | '.join(f'seed {s}' for s in seeds)} |", f"|---|{'---|' * len(seeds)}"]
     for row in rows:
@@ -280,7 +367,8 @@ def paired(runs: list[dict]) -> str:
             *lines,
             "",
             "Test accuracy (%) on unseen voices. A difference is row − baseline on the same seed (same data "
-            "order); the interval is the Student-t 95 % interval of the mean difference over seeds.",
+            "order); the interval is the Student-t 95 % interval of the mean difference over seeds; the sign "
+            "test is two-sided and exact, ties dropped.",
         ]
     )
 
@@ -320,7 +408,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--clips_per_word", type=int, default=60)
     parser.add_argument("--num_voices", type=int, default=40)
     parser.add_argument("--data_seed", type=int, default=0)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds per row")
+    parser.add_argument(
+        "--first_seed", type=int, default=0, help="the seeds are first_seed, first_seed + 1, ... (default 0)"
+    )
+    parser.add_argument(
+        "--unknown_words",
+        type=int,
+        default=0,
+        help="open set: train without the last N words of the data and score the full test partition for "
+        "novelty (AUROC, FPR at 95 %% TPR); the runs go to OUTPUT_DIR as usual",
+    )
     parser.add_argument(
         "--model_name_or_path",
         "--model",
@@ -351,6 +449,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         device=args.device,
+        unknown_words=args.unknown_words,
     )
     if not os.path.isdir(recipe.data_dir):
         make_spoken_commands(
@@ -361,11 +460,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
             seed=args.data_seed,
         )
 
+    if recipe.unknown_words:
+        make_known_data(recipe)
     from_scratch = args.model_name_or_path in NAMED_CONFIGS
     rows = args.rows or ROW_SETS["from-scratch" if from_scratch else "pretrained"]
     runs = []
     for row in rows:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             runs.append(run_one(recipe, args.output_dir, row, seed))
             print(f"{row} seed {seed}: test accuracy {100 * runs[-1]['accuracy']:.2f}%", flush=True)
     table = summarize(runs)
@@ -380,7 +481,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     comparison = paired(runs)
     if comparison:
         write_text(os.path.join(args.output_dir, "paired.md"), comparison)
-    heatmaps = write_heatmaps(runs, recipe, args.output_dir)
+    heatmaps = None if recipe.unknown_words else write_heatmaps(runs, recipe, args.output_dir)
     print(markdown(table, recipe, args.output_dir, args.seeds))
     print(comparison)
     if heatmaps:
