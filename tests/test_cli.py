@@ -19,7 +19,16 @@ FIXTURES = Path(__file__).parent / "fixtures" / "beats"
 def test_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    for command in ("make-dataset", "train", "evaluate", "embed", "reproduce", "study", "convert-beats", "push"):
+    for command in (
+        "make-dataset",
+        "train",
+        "evaluate",
+        "embed",
+        "reproduce",
+        "study",
+        "convert-beats",
+        "push",
+    ):
         assert f"\n  {command}" in text
     assert main(["fly"]) == 2
     assert "unknown command 'fly'" in capsys.readouterr().err

@@ -17,15 +17,6 @@ from hf_add.commands.dataset_split import (
 
 HELP = "accuracy, embedding geometry, retrieval and open-set scores of a saved model on a dataset split"
 
-EMBEDDING_LINES = (
-    "precision_at_1",
-    "map_at_r",
-    "r_precision",
-    "knn_accuracy",
-    "nearest_class_mean_accuracy",
-    "nmi",
-)
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -105,7 +96,9 @@ def print_results(results: dict) -> None:
             print(_line(name, results[name]))
         return
     print(f"accuracy {100 * results['accuracy']:.2f}% on {results['num_samples']} clips")
-    for name in ("macro_f1", *EMBEDDING_LINES):
+    from hf_add.embedding_metrics import REPORTED_METRICS
+
+    for name in ("macro_f1", *REPORTED_METRICS):
         print(_line(name, results[name]))
     for name, value in results["geometry"].items():
         print(_line(name, value))

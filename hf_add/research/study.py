@@ -34,6 +34,7 @@ from datasets import load_dataset
 
 from hf_add import runs
 from hf_add.data.presets import SPEECH_COMMANDS_WORDS
+from hf_add.embedding_metrics import REPORTED_METRICS
 from hf_add.evaluation import evaluate_model
 from hf_add.files import atomic_write, write_json
 from hf_add.models.loading import NAMED_CONFIGS, check_model_location
@@ -104,14 +105,7 @@ METRICS = (
     "inter_class_cv",
 )
 # What the embedding space is good for (hf_add.embedding_metrics), on the test set of every run.
-EMBEDDING_METRICS = (
-    "precision_at_1",
-    "map_at_r",
-    "r_precision",
-    "knn_accuracy",
-    "nearest_class_mean_accuracy",
-    "nmi",
-)
+EMBEDDING_METRICS = REPORTED_METRICS
 # With --unknown_words: trained without those words, scored on all of them (hf_add.evaluation, open set).
 OPEN_SET_METRICS = ("cosine_auroc", "cosine_fpr_at_95_tpr", "mahalanobis_auroc", "mahalanobis_fpr_at_95_tpr")
 BASELINE, PROPOSED = "CE", "ADD λ={1,1,1,1}"
