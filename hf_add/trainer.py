@@ -70,12 +70,24 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
     Logs carry the averaged loss components (``classification_loss``, ``embedding_loss``, each statistic of
     the embedding loss, e.g. ``mu_p``, ``sigma_p``, ``mu_n``, ``sigma_n``, and ``positive_pairs``, the mean
     number of ordered same-class pairs per batch, logged with any loss: per process without an embedding
-    loss, over the global batch with one); evaluation adds ``eval_accuracy`` and the
-    embedding-geometry summaries of the whole evaluation set. A non-finite loss stops training with an
-    error naming the step and the component, before anything is saved from it; an embedding loss that saw
-    no positive pair in a logging window is warned about once. The loss configuration is written into
-    the model config (``config.hf_add_training``), so it is saved with the model and every checkpoint, and
-    restored on ``resume_from_checkpoint``.
+    loss, over the global batch with one); evaluation adds ``eval_accuracy``, ``eval_macro_f1``,
+    ``eval_per_class_accuracy/<class>``, the embedding-geometry summaries of the whole evaluation set and,
+    unless ``embedding_metrics=False`` (they cost O(N²·d) per evaluation), the embedding-space metrics
+    (precision@1, MAP@R, R-precision, kNN and nearest-class-mean accuracy, NMI; see
+    ``hf_add.embedding_metrics``); the confusion matrix is kept in ``confusion_matrices[prefix]``. A
+    non-finite loss stops training with an error naming the step and the component, before anything is
+    saved from it; an embedding loss that saw no positive pair in a logging window is warned about once.
+    The loss configuration is written into the model config (``config.hf_add_training``) by the trainer
+    that saves the model (beside a PEFT adapter: ``hf_add_training.json``), so it travels with the model
+    and every checkpoint, and is restored on ``resume_from_checkpoint``.
+
+    The trainer follows the model that Trainer trains: with ``model_init`` (and every
+    ``hyperparameter_search`` trial) the capture moves to the new model; ``embedding_loss_init(trial)``
+    builds the embedding loss per trial, so its λ can be searched. ``label_smoothing_factor`` smooths the
+    classification loss as Trainer does. Models whose ``config.problem_type`` is
+    ``"multi_label_classification"`` take multi-hot float labels: BCE by default (``classification_loss``
+    None: "bce" for them, "ce" otherwise), the soft form of ADD on the label vectors, and mAP / F1 at
+    evaluation. With gradient accumulation, ADD's pairs come from each micro-batch (said once per run).
 
     ``samples_per_class=K`` makes every training batch ``batch_size / K`` classes × K samples (a class with
     fewer than K samples is drawn with replacement), so ADD's positive-pair terms are never missing; an epoch
