@@ -73,7 +73,7 @@ def test_losses_from_arguments():
     embedding, classification = build_losses(
         LossSettings(loss="add", add_lambdas=[1, 0, 2, 0], add_lambda_mu=3)
     )
-    assert isinstance(embedding, ADDLoss) and classification == "ce"
+    assert isinstance(embedding, ADDLoss) and classification is None  # ADDTrainer's: ce, bce if multi-label
     assert (embedding.lambda_mu_p, embedding.lambda_sigma_p, embedding.lambda_mu_n, embedding.lambda_mu) == (
         1,
         0,
