@@ -18,10 +18,12 @@ every fold's test accuracy and embedding-geometry summaries, their mean and stan
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import statistics
 from collections.abc import Callable, Mapping
@@ -256,9 +258,10 @@ class RunConfig:
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> RunConfig:
-        """The config of ``values`` (setting name -> value); an unknown name is an error that names it."""
-        parsed = settings_parser().parse_dict(dict(values))
-        return cls(**dict(zip(SETTINGS, parsed, strict=True)), given=dict(values))
+        """The config of ``values`` (setting name -> value), each converted to its setting's type as
+        ``hf-add train`` converts its flags (``parse_settings``); an unknown name or a value of the wrong
+        type is an error that names it and the type expected."""
+        return parse_settings(values, given=dict(values))
 
     def with_values(self, **values: Any) -> RunConfig:
         """This config (it must come from ``from_values``) with some settings replaced or added."""
@@ -280,6 +283,104 @@ class RunConfig:
 def settings_parser(prog: str = "hf-add train") -> HfArgumentParser:
     """The parser of every setting of a run (``hf-add train``'s flags), in the order of ``SETTINGS``."""
     return HfArgumentParser(tuple(SETTINGS.values()), prog=prog)
+
+
+class _RaisingParser:
+    """``settings_parser`` whose mistakes raise ``ValueError`` (one line) instead of printing usage and exiting."""
+
+    TYPES = {"float": "a number", "int": "a whole number", "string_to_bool": "true or false"}
+
+    def __init__(self, file_keys: set[str], source: str | None):
+        self.parser = settings_parser()
+        self.parser.error = self.error
+        self.file_keys, self.source = file_keys, source
+        self.actions = {action.dest: action for action in self.parser._actions if action.option_strings}
+
+    def where(self, key: str) -> str:
+        return f"{key} in {self.source}" if key in self.file_keys and self.source else f"--{key}"
+
+    def error(self, message: str):
+        invalid = re.fullmatch(r"argument --([\w-]+)(?:/\S+)?: invalid (\w+) value: (.*)", message)
+        if invalid:
+            key, kind, value = invalid.groups()
+            key = key.replace("-", "_")
+            expected = self.TYPES.get(kind, kind)
+            raise ValueError(f"{self.where(key)} must be {expected} ({kind}), got {value}")
+        other = re.fullmatch(r"argument --([\w-]+)(?:/\S+)?: (.*)", message)
+        if other:
+            raise ValueError(f"{self.where(other.group(1).replace('-', '_'))}: {other.group(2)}")
+        required = re.fullmatch(r"the following arguments are required: (.*)", message)
+        if required:
+            names = ", ".join(re.sub(r"/\S+", "", name) for name in required.group(1).split(", "))
+            raise ValueError(
+                f"{names} is required: give it as a flag"
+                + (f" or as a key of {self.source}" if self.source else "")
+            )
+        raise ValueError(message)
+
+    def flags(self, values: Mapping[str, Any]) -> list[str]:
+        """``values`` written as the flags that set them (None: the setting's default, so no flag)."""
+        argv = []
+        for key, value in values.items():
+            if key not in self.actions:
+                close = difflib.get_close_matches(key, list(self.actions), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                where = f" in {self.source}" if self.source else ""
+                raise ValueError(
+                    f"unknown setting {key!r}{where}{hint}: hf-add train --help lists every setting"
+                )
+            action = self.actions[key]
+            if value is None:
+                if action.default is not None and not action.required:
+                    raise ValueError(
+                        f"{self.where(key)} is null: leave it out for its default ({action.default!r})"
+                    )
+                continue
+            if isinstance(value, (list, tuple)):
+                if action.nargs not in ("+", "*"):
+                    if len(value) != 1:
+                        raise ValueError(f"{self.where(key)} takes one value, got the list {list(value)}")
+                    value = value[0]
+                else:
+                    argv += [f"--{key}", *(_flag_word(item) for item in value)]
+                    continue
+            if action.type is int and isinstance(value, float) and value.is_integer():
+                value = int(value)  # 3.0 is a whole number (YAML and JSON writers make such floats)
+            argv.append(f"--{key}={_flag_word(value)}")
+        return argv
+
+    def parse(self, argv: list[str]) -> tuple:
+        *parsed, remaining = self.parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+        if remaining:
+            raise ValueError(
+                f"unrecognized argument(s) {' '.join(remaining)}: hf-add train --help lists every setting"
+            )
+        return tuple(parsed)
+
+
+def _flag_word(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Mapping):
+        return json.dumps(value)
+    return str(value)
+
+
+def parse_settings(
+    values: Mapping[str, Any] | None = None,
+    argv: list[str] | None = None,
+    source: str | None = None,
+    given: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The config of setting ``values`` (e.g. a config file's, ``source`` naming it) and of the flags
+    ``argv``, flags winning. One path converts both: ``values`` are written as flags and parsed with
+    ``argv`` after them, so ``learning_rate: 1e-3`` (which YAML reads as a string) becomes a float as
+    ``--learning_rate 1e-3`` does. An unknown setting, a value of the wrong type or a missing required
+    setting is a ``ValueError`` naming it (and the file) before anything is loaded."""
+    values = dict(values or {})
+    parser = _RaisingParser(set(values), source)
+    parsed = parser.parse([*parser.flags(values), *(argv or [])])
+    return RunConfig(**dict(zip(SETTINGS, parsed, strict=True)), given=given or {})
 
 
 @dataclass
