@@ -648,14 +648,105 @@ def check_same_arguments(path: str, arguments: dict) -> None:
         )
 
 
+def _require(flag: str, value: Any, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"--{flag} must be {allowed}, got {value!r}")
+
+
+def _number_at_least(flag: str, value: float, low: float, strict: bool = False, note: str = "") -> None:
+    ok = value is not None and math.isfinite(value) and (value > low if strict else value >= low)
+    _require(flag, value, ok, f"{'>' if strict else '≥'} {low:g} and finite{note}")
+
+
+def _one_of(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    _require(flag, value, value in choices, "one of " + "|".join(choices))
+
+
+AST_PATCH_FRAMES = 16  # an AST input holds at least one 16 x 16 patch
+
+
+def model_input_size(model_name_or_path: str) -> tuple[int | None, int | None]:
+    """(mel bins, AST input frames) of a named config or a local checkpoint's config.json; None where that
+    cannot be known without loading it (a Hub id; BEATs' frames follow its clips)."""
+    if model_name_or_path in NAMED_CONFIGS:
+        return 128, None
+    path = os.path.join(model_name_or_path, "config.json")
+    if not os.path.isfile(path):
+        return None, None
+    with open(path) as f:
+        saved = json.load(f)
+    return saved.get("num_mel_bins"), saved.get("max_length")
+
+
 def check_config(config: RunConfig) -> None:
-    """Refuse, before anything is written, settings that cannot work together."""
-    for name in ("max_train_samples", "max_eval_samples"):
-        value = getattr(config.data, name)
+    """Refuse, before anything is loaded or written, settings that cannot work, each in one line naming the
+    flag and the values it allows."""
+    data, loss, augmentation, schedule, training = (
+        config.data,
+        config.loss,
+        config.augmentation,
+        config.schedule,
+        config.training,
+    )
+    for name in ("max_train_samples", "max_eval_samples", "cv_folds"):
+        value = getattr(data, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be at least 1 (or left out for all), got {value}")
-    build_losses(config.loss, config.augmentation.mixup)
-    check_balanced_batches(config.data.samples_per_class, config.augmentation.mixup)
+    # the loss and its weights (the loss's name: build_losses, below)
+    _one_of("classification_loss", loss.classification_loss, ("ce", "bce"))
+    _one_of("add_soft_mu", loss.add_soft_mu, ("paper", "per_set"))
+    if len(loss.add_lambdas) != 4:
+        raise ValueError(f"--add_lambdas takes 4 numbers (μp σp μn σn), got {loss.add_lambdas}")
+    for value in loss.add_lambdas:
+        _number_at_least("add_lambdas", value, 0, note=" (each of the 4 weights λ)")
+    for name in ("add_lambda_mu", "focal_gamma", "opl_gamma", "opl_weight"):
+        _number_at_least(name, getattr(loss, name), 0)
+    # augmentation, within the model's input
+    mixup = augmentation.mixup
+    _require("mixup", mixup, math.isfinite(mixup) and 0 <= mixup <= 1, "in [0, 1] (a probability)")
+    _number_at_least(
+        "mixup_alpha", augmentation.mixup_alpha, 0, strict=True, note=" (λ ~ Beta(alpha, alpha))"
+    )
+    mel_bins, _ = model_input_size(config.model.model_name_or_path)
+    frames = config.model.ast_max_length or (data.spec().ast_max_length if data.dataset else None)
+    for name, size, unit in (("freq_mask", mel_bins, "mel bins"), ("time_mask", frames, "input frames")):
+        value = getattr(augmentation, name)
+        bound = f" and at most the model's {size} {unit}" if size else ""
+        _require(name, value, value >= 0 and (size is None or value <= size), f"≥ 0{bound}")
+    if config.model.ast_max_length is not None:
+        _require(
+            "ast_max_length",
+            config.model.ast_max_length,
+            config.model.ast_max_length >= AST_PATCH_FRAMES,
+            f"at least {AST_PATCH_FRAMES} frames (one AST patch), or left out to fit the clips",
+        )
+    # batches and the schedule
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        _require(name, getattr(training, name), getattr(training, name) >= 1, "at least 1")
+    if data.samples_per_class is not None:
+        k, batch = data.samples_per_class, training.per_device_train_batch_size
+        _require("samples_per_class", k, k >= 2, "at least 2 (one sample per class gives no positive pair)")
+        _require(
+            "samples_per_class",
+            k,
+            batch % k == 0,
+            f"a divisor of --per_device_train_batch_size {batch} (a batch holds whole classes; e.g. "
+            f"batch size {max(batch // k, 1) * k})",
+        )
+    check_balanced_batches(data.samples_per_class, mixup)
+    # 0 is allowed: it keeps the weights (a frozen baseline, a test that the head is new)
+    _number_at_least("learning_rate", training.learning_rate, 0)
+    _number_at_least("weight_decay", training.weight_decay, 0)
+    if training.max_steps <= 0:
+        _number_at_least(
+            "num_train_epochs", training.num_train_epochs, 0, strict=True, note=" (or set --max_steps)"
+        )
+    _one_of("optimizer", schedule.optimizer, ("adam", "adamw"))
+    _one_of("lr_schedule", schedule.lr_schedule, ("constant", "cosine", "exponential"))
+    _number_at_least("warmup_epochs", schedule.warmup_epochs, 0)
+    decay = schedule.lr_decay
+    _require("lr_decay", decay, math.isfinite(decay) and 0 < decay <= 1, "in (0, 1] (the factor per epoch)")
+    build_losses(loss, mixup)
     check_model_location(config.model.model_name_or_path)
 
 

@@ -4,6 +4,7 @@ any data loads, one-line errors for the environment's failures, the input length
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -104,3 +105,75 @@ def test_a_config_file_mistake_is_one_line_from_the_executable(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"hf-add train: error: num_train_epochs in {path} must be a number (float), got 'two'"
     ]
+
+
+# ---- every value range-checked before any data loads ----
+
+FLAGS = [f"--{key}={value}" for key, value in BASE.items()]
+
+
+def console(monkeypatch, capsys, *argv: str) -> tuple[int, list[str]]:
+    """`hf-add` as the executable runs it (console_main): the exit code and stderr's lines."""
+    from hf_add.cli import console_main
+
+    monkeypatch.setattr(sys, "argv", ["hf-add", *argv])
+    monkeypatch.delenv("HF_ADD_TRACEBACK", raising=False)
+    code = console_main()
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--mixup", "1.5"], r"--mixup must be in \[0, 1\] \(a probability\), got 1.5"),
+        (["--mixup", "-0.5"], r"--mixup must be in \[0, 1\]"),
+        (
+            ["--mixup_alpha", "0"],
+            r"--mixup_alpha must be > 0 and finite \(λ ~ Beta\(alpha, alpha\)\), got 0.0",
+        ),
+        (["--freq_mask", "-3"], r"--freq_mask must be ≥ 0 and at most the model's 128 mel bins, got -3"),
+        (["--freq_mask", "500"], r"--freq_mask must be ≥ 0 and at most the model's 128 mel bins, got 500"),
+        (["--time_mask", "-5"], r"--time_mask must be ≥ 0, got -5"),
+        (
+            ["--time_mask", "200", "--ast_max_length", "100"],
+            r"--time_mask must be ≥ 0 and at most the model's 100",
+        ),
+        (["--ast_max_length", "8"], r"--ast_max_length must be at least 16 frames"),
+        (["--add_lambdas", "1", "-1", "1", "1"], r"--add_lambdas must be ≥ 0 and finite \(each of the 4"),
+        (["--add_lambdas", "1", "nan", "1", "1"], r"--add_lambdas must be ≥ 0 and finite"),
+        (["--add_lambdas", "1", "1"], r"--add_lambdas takes 4 numbers"),
+        (["--add_lambda_mu", "inf"], r"--add_lambda_mu must be ≥ 0 and finite, got inf"),
+        (["--loss", "arcface"], r"--loss must be ce, focal, opl or add, got 'arcface'"),
+        (["--classification_loss", "mse"], r"--classification_loss must be one of ce\|bce, got 'mse'"),
+        (["--add_soft_mu", "sum"], r"--add_soft_mu must be one of paper\|per_set"),
+        (["--loss", "focal", "--focal_gamma", "-1"], r"--focal_gamma must be ≥ 0"),
+        (["--loss", "opl", "--opl_gamma", "-2"], r"--opl_gamma must be ≥ 0"),
+        (["--per_device_train_batch_size", "0"], r"--per_device_train_batch_size must be at least 1, got 0"),
+        (["--per_device_eval_batch_size", "0"], r"--per_device_eval_batch_size must be at least 1"),
+        (["--gradient_accumulation_steps", "0"], r"--gradient_accumulation_steps must be at least 1"),
+        (["--samples_per_class", "1"], r"--samples_per_class must be at least 2"),
+        (
+            ["--samples_per_class", "3", "--per_device_train_batch_size", "8"],
+            r"a divisor of --per_device_train",
+        ),
+        (["--learning_rate=-1e-3"], r"--learning_rate must be ≥ 0 and finite, got -0.001"),
+        (["--learning_rate", "nan"], r"--learning_rate must be ≥ 0 and finite, got nan"),
+        (["--num_train_epochs", "0"], r"--num_train_epochs must be > 0 and finite \(or set --max_steps\)"),
+        (["--warmup_epochs", "-1"], r"--warmup_epochs must be ≥ 0"),
+        (["--lr_decay", "0"], r"--lr_decay must be in \(0, 1\]"),
+        (["--lr_decay", "1.5"], r"--lr_decay must be in \(0, 1\]"),
+        (["--optimizer", "sgd"], r"--optimizer must be one of adam\|adamw"),
+        (["--lr_schedule", "linear"], r"--lr_schedule must be one of constant\|cosine\|exponential"),
+        (["--cv_folds", "0"], r"--cv_folds must be at least 1"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
+)
+def test_out_of_range_values_are_one_line_before_any_data_loads(
+    tmp_path, monkeypatch, capsys, no_data_loading, flags, message
+):
+    monkeypatch.chdir(tmp_path)
+    code, lines = console(monkeypatch, capsys, "train", *FLAGS, *flags)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("hf-add train: error: --")
+    assert re.search(message, lines[0]), lines[0]
+    assert not (tmp_path / "runs").exists()  # nothing written
