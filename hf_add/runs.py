@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import json
 import logging
 import math
@@ -764,7 +765,39 @@ def run(config: RunConfig, trainer_class: Callable[..., ADDTrainer] = ADDTrainer
     with run_lock(training.output_dir) if training.process_index == 0 else contextlib.nullcontext():
         if training.world_size > 1:  # the other processes go on once process 0 holds the lock
             torch.distributed.barrier()
-        return _run(config, trainer_class)
+        with disk_full_named(training.output_dir):
+            return _run(config, trainer_class)
+
+
+DISK_FULL_SIGNS = ("unexpected pos", "PytorchStreamWriter failed", "No space left", "os error 28", "code: 28")
+
+
+@contextlib.contextmanager
+def disk_full_named(directory: str):
+    """A full disk as the ``OSError`` (ENOSPC) it is: torch.save says ``RuntimeError: [enforce fail at
+    inline_container.cc] unexpected pos``, safetensors ``SafetensorError: ... os error 28``."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as error:
+        if not any(sign in str(error) for sign in DISK_FULL_SIGNS):
+            raise
+        raise OSError(
+            errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({type(error).__name__})", directory
+        ) from error
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The run's most recently written complete checkpoint (over its folds' directories), if any."""
+    found = [
+        checkpoint
+        for name in (sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else [])
+        for checkpoint in complete_checkpoints(os.path.join(output_dir, name))
+    ]
+    return max(
+        found, key=lambda path: os.path.getmtime(os.path.join(path, "trainer_state.json")), default=None
+    )
 
 
 def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResult:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -177,3 +180,189 @@ def test_out_of_range_values_are_one_line_before_any_data_loads(
     assert lines[0].startswith("hf-add train: error: --")
     assert re.search(message, lines[0]), lines[0]
     assert not (tmp_path / "runs").exists()  # nothing written
+
+
+# ---- one line for the machine's failures: disk, permissions, corrupt files, network, Ctrl-C ----
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    from .audio_fixtures import write_audiofolder
+
+    return write_audiofolder(tmp_path_factory.mktemp("clips") / "data", ["yes", "no", "up"], 6, seconds=0.3)
+
+
+QUICK = ["--report_to", "none", "--use_cpu", "true", "--disable_tqdm", "true", "--seed", "0"]
+
+
+def train_flags(data, output, *extra) -> list[str]:
+    return [
+        "train", "--model_name_or_path", "ast-tiny", "--ast_max_length", "40", "--dataset_name", "audiofolder",
+        "--data_dir", str(data), "--fold_column", "fold", "--cv_folds", "1", "--loss", "add",
+        "--per_device_train_batch_size", "4", "--output_dir", str(output), *QUICK, *extra,
+    ]  # fmt: skip
+
+
+def mounted_tmpfs(directory, options: str):
+    """A tmpfs mounted at ``directory`` (root only); skips the test where mounting is not possible."""
+    directory.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)], capture_output=True
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+    return directory
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = mounted_tmpfs(tmp_path / "small", "size=256k")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    disk = mounted_tmpfs(tmp_path / "ro", "ro,size=64k")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_full_disk_is_one_line_naming_the_directory(clips, small_disk, monkeypatch, capsys):
+    output = small_disk / "run"
+    code, lines = console(
+        monkeypatch, capsys, *train_flags(clips, output, "--max_steps", "50", "--save_steps", "1")
+    )
+    assert code == 1 and not any("Traceback" in line for line in lines), lines  # progress bars come first
+    assert lines[-1].startswith(f"hf-add train: error: no space left on the device of {output}"), lines[-1]
+    assert f"df -h {small_disk}" in lines[-1] and "--resume_from_checkpoint true" in lines[-1]
+
+
+def test_a_read_only_output_dir_is_one_line_before_any_data_loads(read_only_disk, monkeypatch, capsys):
+    output = read_only_disk / "run"
+    code, lines = console(monkeypatch, capsys, "train", *FLAGS[:-1], f"--output_dir={output}")
+    assert code == 1 and lines == [
+        f"hf-add train: error: {output} is on a read-only file system: write to a directory on a writable disk "
+        "(e.g. --output_dir)"
+    ]
+    monkeypatch.setenv("HF_ADD_TRACEBACK", "1")  # the traceback, on demand
+    monkeypatch.setattr(sys, "argv", ["hf-add", "train", *FLAGS[:-1], f"--output_dir={output}"])
+    from hf_add.cli import console_main
+
+    with pytest.raises(OSError, match="Read-only file system"):
+        console_main()
+
+
+def test_permission_denied_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys, no_data_loading):
+    import errno
+
+    def refuse(directory, *args, **kwargs):  # root passes chmod 0555: the refusal is simulated
+        raise PermissionError(errno.EACCES, "Permission denied", str(directory))
+
+    monkeypatch.setattr("hf_add.runs.run_lock", refuse)
+    code, lines = console(monkeypatch, capsys, "train", *FLAGS[:-1], f"--output_dir={tmp_path}/run")
+    assert code == 1 and lines == [
+        f"hf-add train: error: permission denied: {tmp_path}/run: write to a directory you own, or fix its "
+        f"permissions (ls -ld {tmp_path})"
+    ]
+
+
+@pytest.fixture
+def saved_model(tmp_path):
+    from transformers import ASTFeatureExtractor
+
+    from .tiny import AST_FRAMES, AST_MELS, tiny_ast
+
+    directory = tmp_path / "model"
+    tiny_ast().save_pretrained(directory)
+    ASTFeatureExtractor(num_mel_bins=AST_MELS, max_length=AST_FRAMES).save_pretrained(directory)
+    return directory
+
+
+def test_a_truncated_safetensors_file_is_named_before_any_data_loads(
+    saved_model, monkeypatch, capsys, no_data_loading
+):
+    weights = saved_model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    code, lines = console(
+        monkeypatch, capsys, "evaluate", str(saved_model), "--data_dir", "data", "--split", "test"
+    )
+    assert code == 2 and len(lines) == 1, lines
+    assert (
+        lines[0].startswith(f"hf-add evaluate: error: {weights} cannot be read (") and "truncated" in lines[0]
+    )
+
+
+def test_push_without_network_is_one_line_and_leaves_the_directory_as_it_was(
+    saved_model, monkeypatch, capsys
+):
+    import huggingface_hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    before = sorted(path.name for path in saved_model.iterdir())
+    code, lines = console(monkeypatch, capsys, "push", str(saved_model), "someone/ast-tiny")
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(
+        f"hf-add push: error: cannot reach the Hub to push {saved_model} to someone/ast-tiny:"
+    )
+    assert "offline" in lines[0] and "is unchanged" in lines[0]
+    assert sorted(path.name for path in saved_model.iterdir()) == before  # no README.md left behind
+
+
+def test_push_with_no_route_to_the_hub_is_one_line(saved_model, monkeypatch, capsys):
+    from huggingface_hub import HfApi
+
+    class ConnectError(Exception):  # the HTTP client's class, recognised by name
+        pass
+
+    def unreachable(self, *args, **kwargs):
+        raise ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(HfApi, "create_repo", unreachable)
+    code, lines = console(monkeypatch, capsys, "push", str(saved_model), "someone/ast-tiny")
+    assert code == 1 and len(lines) == 1 and "Name or service not known" in lines[0], lines
+    assert not (saved_model / "README.md").exists()
+
+
+def test_ctrl_c_names_the_checkpoint_and_the_command_that_resumes(clips, tmp_path):
+    output = tmp_path / "run"
+    argv = train_flags(clips, output, "--max_steps", "60", "--save_steps", "2")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HF_ADD_TRACEBACK", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hf_add.cli", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    first = output / "fold1" / "checkpoint-2" / "trainer_state.json"
+    deadline = time.monotonic() + 240
+    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    last = stderr.decode().strip().splitlines()[-1]
+    assert process.returncode == 130, stderr.decode()[-3000:]
+    assert "Traceback" not in stderr.decode()
+    match = re.fullmatch(
+        r"hf-add train: interrupted: the last complete checkpoint is (\S+); resume with: (hf-add train .*)",
+        last,
+    )
+    assert match, last
+    checkpoint, command = match.groups()
+    assert os.path.isfile(os.path.join(checkpoint, "trainer_state.json")) and checkpoint.startswith(
+        str(output)
+    )
+    resume = shlex.split(command)
+    assert resume[-2:] == ["--resume_from_checkpoint", "true"] and resume[1:-2] == argv
+    resumed = subprocess.run(  # the printed command, as printed, resumes and finishes the run
+        [sys.executable, "-m", "hf_add.cli", *resume[1:]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Continuing training from checkpoint" in resumed.stderr or (output / "results.json").exists()
+    assert (output / "results.json").exists() and not (output / ".hf-add.lock").exists()

@@ -67,10 +67,11 @@ def main(argv: list[str] | None = None) -> dict:
     from hf_add.data import decode_and_check
     from hf_add.evaluation import evaluate_model
     from hf_add.files import write_json
-    from hf_add.models.loading import check_model_location
+    from hf_add.models.loading import check_model_location, check_saved_weights
     from hf_add.plots import plot_geometry_heatmaps
 
     check_model_location(args.model)
+    check_saved_weights(args.model)
     dataset, audio_column = load_evaluation_split(args)
     dataset, skipped = decode_and_check(dataset, args.split, audio_column, args.skip_corrupt)
     if len(dataset) == 0:

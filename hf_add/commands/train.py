@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shlex
 import sys
 
 import yaml
 
-from hf_add.runs import RunConfig, parse_settings, run
+from hf_add.runs import FOLD_RESULTS, RunConfig, last_checkpoint, parse_settings, run
 
 HELP = "fine-tune AST / BEATs / any *ForAudioClassification with CE + ADD (or CE, Focal, OPL)"
 
@@ -58,7 +60,39 @@ def parse_config(argv: list[str]) -> RunConfig:
 def main(argv: list[str] | None = None) -> dict:
     """Train, and return what ``results.json`` holds."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    return run(parse_config(sys.argv[1:] if argv is None else argv)).results
+    argv = sys.argv[1:] if argv is None else list(argv)
+    config = parse_config(argv)
+    try:
+        return run(config).results
+    except KeyboardInterrupt:
+        raise RunInterrupted(how_to_resume(config, argv)) from None
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; its message names the last complete checkpoint and the command that resumes."""
+
+
+def how_to_resume(config: RunConfig, argv: list[str]) -> str:
+    """One line: where an interrupted run stands and the exact command that continues it."""
+    output_dir = config.training.output_dir
+    checkpoint = last_checkpoint(output_dir)
+    finished = any(
+        os.path.isfile(os.path.join(output_dir, name, FOLD_RESULTS))
+        for name in (os.listdir(output_dir) if os.path.isdir(output_dir) else [])
+    )
+    if checkpoint is None and not finished:
+        return f"no checkpoint was saved in {output_dir}; run the same command again to start over"
+    kept, skip = [], False
+    for word in argv:  # the same command, with --resume_from_checkpoint true in place of any given
+        if skip:
+            skip = False
+        elif word == "--resume_from_checkpoint":
+            skip = True
+        elif not word.startswith("--resume_from_checkpoint="):
+            kept.append(word)
+    where = f"the last complete checkpoint is {checkpoint}" if checkpoint else "finished folds are kept"
+    command = shlex.join(["hf-add", "train", *kept, "--resume_from_checkpoint", "true"])
+    return f"{where}; resume with: {command}"
 
 
 if __name__ == "__main__":
