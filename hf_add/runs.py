@@ -31,10 +31,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+import numpy as np
+import pyarrow.compute as pc
 import torch
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec
+from hf_add.data.audio import SAMPLING_RATE, WAVEFORM_COLUMN
 from hf_add.data.balanced_loader import check_balanced_batches
 from hf_add.data.presets import DatasetSpec, card_dataset, keep_saved_class_order, make_folds
 from hf_add.files import finite_or_null, write_json
@@ -45,6 +48,7 @@ from hf_add.models.loading import (
     check_model_location,
     load_feature_extractor,
     load_model_and_extractor,
+    model_type_of,
 )
 from hf_add.run_lock import run_lock
 from hf_add.trainer import ADDTrainer
@@ -800,17 +804,179 @@ def last_checkpoint(output_dir: str) -> str | None:
     )
 
 
+@dataclass
+class InputLength:
+    """The model's input length and what it does to the run's clips: how many are longer and cut."""
+
+    seconds: float  # the longest input; longer clips are cut to it
+    frames: int | None  # AST input frames (10 ms each); None for models that pad to the longest clip
+    rule: str  # where the length comes from
+    clips: int
+    cut: int
+    longest: float  # seconds
+
+    def describe(self) -> str:
+        size = (
+            f"{self.frames} frames ({self.seconds:.2f} s)" if self.frames else f"up to {self.seconds:.2f} s"
+        )
+        if self.cut:
+            effect = f"{self.cut} of {self.clips} clips are longer and are cut (longest {self.longest:.1f} s)"
+        else:
+            effect = f"no clip is cut (longest {self.longest:.2f} s)"
+        return f"input {size}, {self.rule}: {effect}"
+
+
+AST_DEFAULT_MAX_LENGTH = 1024  # ASTConfig's, which the named configs use
+
+
+def ast_frames(samples: np.ndarray | int) -> np.ndarray | int:
+    """Kaldi fbank frames of clips of ``samples`` at 16 kHz: 25 ms windows every 10 ms."""
+    return np.maximum(1 + (np.asarray(samples) - 400) // 160, 1)
+
+
+def fit_input_length(config: RunConfig, spec: DatasetSpec, samples: np.ndarray) -> InputLength:
+    """The input length of the run: ``--ast_max_length`` if given, else a preset's protocol length (ESC-50
+    512, ...), else the longest clip in frames capped by the checkpoint's ``max_length`` (AST); BEATs takes
+    clips up to the spec's ``max_seconds``. ``samples``: every clip's length at 16 kHz."""
+    name = config.model.model_name_or_path
+    longest = float(samples.max()) / SAMPLING_RATE if len(samples) else 0.0
+    if name not in NAMED_CONFIGS and model_type_of(name) != "ast":
+        cut = int((samples > spec.max_seconds * SAMPLING_RATE).sum())
+        return InputLength(spec.max_seconds, None, "the dataset's longest input", len(samples), cut, longest)
+    if config.model.ast_max_length:
+        frames, rule = config.model.ast_max_length, "--ast_max_length"
+    elif config.data.dataset:
+        frames, rule = spec.ast_max_length, f"the {config.data.dataset} protocol's"
+    else:
+        cap = AST_DEFAULT_MAX_LENGTH if name in NAMED_CONFIGS else model_input_size(name)[1]
+        cap = cap or AST_DEFAULT_MAX_LENGTH
+        needed = int(ast_frames(samples.max())) if len(samples) else cap
+        frames = max(AST_PATCH_FRAMES, min(needed, cap))
+        rule = "the longest clip" + (f", capped at the model's {cap}" if needed > cap else "")
+    cut = int((ast_frames(samples) > frames).sum())
+    return InputLength(frames / 100, frames, rule, len(samples), cut, longest)
+
+
+def clip_samples(splits: Mapping[str, Any]) -> np.ndarray:
+    """Every clip's length in samples, over decoded splits (their ``waveform`` column)."""
+    lengths = [
+        pc.list_value_length(dataset.with_format("arrow")[WAVEFORM_COLUMN]).to_numpy()
+        for dataset in splits.values()
+        if WAVEFORM_COLUMN in dataset.column_names
+    ]
+    return np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+
+
+def training_steps(training: TrainingArguments, train_clips: int) -> int:
+    """The optimizer steps of one fold's training on ``train_clips`` clips, as Trainer counts them."""
+    if training.max_steps > 0:
+        return training.max_steps
+    batches = math.ceil(train_clips / (training.per_device_train_batch_size * training.world_size))
+    return max(
+        1, math.ceil(training.num_train_epochs * math.ceil(batches / training.gradient_accumulation_steps))
+    )
+
+
+TRAINER_LOGGING_STEPS = 500  # TrainingArguments' default: no training loss at all in a 75-step run
+LOGS_PER_RUN = 20
+
+
+def default_logging_steps(training: TrainingArguments, steps: int) -> float:
+    """``logging_steps`` left at Trainer's default becomes a twentieth of the run (at least 1 step), so every run
+    logs its training loss (and the no-positive-pair warning can fire) about 20 times."""
+    if training.logging_strategy != "steps" or training.logging_steps != TRAINER_LOGGING_STEPS:
+        return training.logging_steps
+    return max(1, steps // LOGS_PER_RUN)
+
+
+def describe_run_start(config, spec, folds, skipped, length, split_sizes) -> str:
+    """The block logged when a run starts: data, classes, model, input length, batches, steps, output."""
+    training, fold = config.training, folds[0]
+    train_clips = min(len(fold.train), config.data.max_train_samples or len(fold.train))
+    source = f"preset {config.data.dataset} ({spec.path})" if config.data.dataset else spec.path
+    source += f", {spec.data_dir}" if spec.data_dir else ""
+    lines = [
+        f"data        {source}: "
+        + ", ".join(f"{name} {size}" for name, size in split_sizes.items())
+        + " clips",
+        f"folds       {len(folds)} ({', '.join(f.name for f in folds[:6])}{', ...' if len(folds) > 6 else ''});"
+        f" {fold.name}: train {len(fold.train)}, "
+        + (f"validation {len(fold.validation)}, " if fold.validation is not None else "")
+        + f"test {len(fold.test)}",
+    ]
+    classes = list(fold.id2label.values())
+    counts = _class_counts(fold.train, len(classes))
+    per_class = f"; {min(counts)}-{max(counts)} training clips per class" if counts else ""
+    shown = ", ".join(classes[:8]) + (", ..." if len(classes) > 8 else "")
+    lines.append(f"classes     {len(classes)} ({shown}){per_class}")
+    lines.append(
+        f"skipped     {len(skipped)} unusable clip(s)" + (" (skipped_clips.json)" if skipped else "")
+    )
+    lines.append(f"model       {config.model.model_name_or_path}")
+    lines.append(f"input       {length.describe().removeprefix('input ')}")
+    effective = (
+        training.per_device_train_batch_size * training.gradient_accumulation_steps * training.world_size
+    )
+    steps = training_steps(training, train_clips)
+    logging_steps = default_logging_steps(training, steps)
+    lines.append(
+        f"batches     effective batch {effective} ({training.per_device_train_batch_size} per device x "
+        f"{training.gradient_accumulation_steps} accumulation x {training.world_size} process(es))"
+    )
+    lines.append(f"steps       {steps} per fold ({fold.name}), training loss logged every {logging_steps:g}")
+    lines.append(f"output      {training.output_dir}")
+    return "\n".join(["run:", *(f"  {line}" for line in lines)])
+
+
+def _class_counts(dataset, num_classes: int) -> list[int]:
+    labels = np.asarray(dataset["labels"]) if "labels" in dataset.column_names else None
+    if labels is None or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        return []  # multi-hot rows: no single class per clip
+    return np.bincount(labels, minlength=num_classes).tolist()
+
+
+def describe_run_end(base_dir: str, fold_names: list[str]) -> str:
+    """The block logged when a run ends: where its models, cards and results are."""
+    lines = [
+        f"model {os.path.join(base_dir, name)} (card: {os.path.join(base_dir, name, 'README.md')})"
+        for name in fold_names
+    ]
+    lines.append(f"results {os.path.join(base_dir, 'results.json')}")
+    return "\n".join(["run finished:", *(f"  {line}" for line in lines)])
+
+
 def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResult:
     training = config.training
     spec = config.data.spec()
     base_dir = training.output_dir
-    extractor, extractor_kwargs = load_feature_extractor(
-        config.model.model_name_or_path, spec, config.model.ast_max_length
-    )
-    features = AudioClassificationCollator(extractor, num_labels=0, extractor_kwargs=extractor_kwargs)
+    fitted: dict[str, Any] = {}
+
+    def measure(splits) -> None:  # the input length from the decoded clips, then their features with it
+        length = fitted["length"] = fit_input_length(config, spec, clip_samples(splits))
+        fitted["split_sizes"] = {name: len(dataset) for name, dataset in splits.items()}
+        if length.frames is not None and config.augmentation.time_mask > length.frames:
+            raise ValueError(
+                f"--time_mask must be ≥ 0 and at most the model's {length.frames} input frames ({length.rule}), "
+                f"got {config.augmentation.time_mask}"
+            )
+        extractor, extractor_kwargs = load_feature_extractor(
+            config.model.model_name_or_path, spec, length.frames
+        )
+        fitted["features"] = AudioClassificationCollator(
+            extractor, num_labels=0, extractor_kwargs=extractor_kwargs
+        )
+
     folds, skipped = make_folds(
-        spec.load(), spec, config.data.cv_folds, config.data.skip_corrupt, prepare_split=features.cache_split
+        spec.load(),
+        spec,
+        config.data.cv_folds,
+        config.data.skip_corrupt,
+        prepare_split=lambda dataset: fitted["features"].cache_split(dataset),
+        measure_splits=measure,
     )
+    length = fitted["length"]
+    fold_config = replace(config, model=replace(config.model, ast_max_length=length.frames))
+    logger.info(describe_run_start(config, spec, folds, skipped, length, fitted["split_sizes"]))
     if training.load_best_model_at_end and any(fold.validation is None for fold in folds):
         raise ValueError(
             "--load_best_model_at_end would choose the model on the test split: this protocol has no validation "
@@ -845,8 +1011,14 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
             logger.info(f"{fold.name}: finished in an earlier run, results kept")
         else:
             set_seed(training.seed)
-            fold_args = replace(training, output_dir=fold_dir, resume_from_checkpoint=None)
-            metrics = run_fold(fold, spec, config, fold_args, plan[fold.name], trainer_class)
+            train_clips = min(len(fold.train), config.data.max_train_samples or len(fold.train))
+            fold_args = replace(
+                training,
+                output_dir=fold_dir,
+                resume_from_checkpoint=None,
+                logging_steps=default_logging_steps(training, training_steps(training, train_clips)),
+            )
+            metrics = run_fold(fold, spec, fold_config, fold_args, plan[fold.name], trainer_class)
             write_json(metrics, os.path.join(fold_dir, FOLD_RESULTS))
         per_fold.append({"fold": fold.name, **metrics})
         logger.info(f"{fold.name}: accuracy {metrics['accuracy']:.4f}")
@@ -865,4 +1037,5 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
     }
     results = finite_or_null(results)  # what results.json holds: null, not NaN, for undefined values
     write_json(results, os.path.join(base_dir, "results.json"))
+    logger.info(describe_run_end(base_dir, [fold.name for fold in folds]))
     return RunResult(output_dir=base_dir, results=results)

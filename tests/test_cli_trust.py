@@ -366,3 +366,79 @@ def test_ctrl_c_names_the_checkpoint_and_the_command_that_resumes(clips, tmp_pat
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Continuing training from checkpoint" in resumed.stderr or (output / "results.json").exists()
     assert (output / "results.json").exists() and not (output / ".hf-add.lock").exists()
+
+
+# ---- the input length from the data, and the run summary ----
+
+
+def run_summary(caplog) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records if r.name == "hf_add.runs")
+
+
+def test_short_clips_get_a_short_input_not_1024_frames(tmp_path, caplog):
+    import json
+    import logging
+
+    from .audio_fixtures import write_audiofolder
+
+    data = write_audiofolder(tmp_path / "short", ["yes", "no"], 4, seconds=0.5)
+    argv = train_flags(data, tmp_path / "run", "--max_steps", "1", "--save_strategy", "no")
+    argv.remove("--ast_max_length"), argv.remove("40")
+    with caplog.at_level(logging.INFO, logger="hf_add.runs"):
+        assert main(argv) == 0
+    saved = json.loads((tmp_path / "run" / "fold1" / "preprocessor_config.json").read_text())
+    assert saved["max_length"] == 48  # 0.5 s: (8000 - 400) // 160 + 1 frames, not 1024
+    summary = run_summary(caplog)
+    assert "input       48 frames (0.48 s), the longest clip: no clip is cut (longest 0.50 s)" in summary
+    for part in ("data        audiofolder", "train 8 clips", "classes     2 (no, yes); 2-2 training clips per class",
+                 "skipped     0", "model       ast-tiny", "effective batch 4", "steps       1 per fold",
+                 f"output      {tmp_path / 'run'}", f"results {tmp_path / 'run' / 'results.json'}",
+                 f"card: {tmp_path / 'run' / 'fold1' / 'README.md'}"):  # fmt: skip
+        assert part in summary, (part, summary)
+
+
+def test_long_clips_cut_by_ast_max_length_are_counted_in_the_summary(tmp_path, caplog):
+    import logging
+
+    from .audio_fixtures import write_audiofolder
+
+    data = write_audiofolder(tmp_path / "long", ["yes", "no"], 3, seconds=30.0, extra_rows=())
+    argv = train_flags(data, tmp_path / "run", "--max_steps", "1", "--save_strategy", "no")
+    argv[argv.index("--ast_max_length") + 1] = "100"
+    with caplog.at_level(logging.INFO, logger="hf_add.runs"):
+        assert main(argv) == 0
+    assert (
+        "input       100 frames (1.00 s), --ast_max_length: 6 of 6 clips are longer and are cut (longest 30.0 s)"
+        in run_summary(caplog)
+    )
+
+
+def test_a_75_step_run_logs_the_training_loss_at_least_20_times(clips, tmp_path):
+    from hf_add.runs import run
+    from hf_add.trainer import ADDTrainer
+
+    histories = []
+
+    class Recording(ADDTrainer):
+        def train(self, *args, **kwargs):
+            output = super().train(*args, **kwargs)
+            histories.append(self.state.log_history)
+            return output
+
+    config = parse_config(
+        train_flags(clips, tmp_path / "run", "--max_steps", "75", "--save_strategy", "no")[1:]
+    )
+    assert config.training.logging_steps == 500  # Trainer's default, left as it is
+    run(config, trainer_class=Recording)
+    losses = [entry["loss"] for entry in histories[0] if "loss" in entry]
+    assert len(losses) >= 20, histories[0]
+
+
+def test_time_mask_longer_than_the_fitted_input_is_refused(tmp_path):
+    from .audio_fixtures import write_audiofolder
+
+    data = write_audiofolder(tmp_path / "short", ["yes", "no"], 4, seconds=0.5)
+    argv = train_flags(data, tmp_path / "run", "--max_steps", "1", "--time_mask", "60")
+    argv.remove("--ast_max_length"), argv.remove("40")
+    with pytest.raises(ValueError, match=r"--time_mask must be ≥ 0 and at most the model's 48 input frames"):
+        main(argv)
