@@ -17,6 +17,7 @@ every fold's test accuracy and embedding-geometry summaries, their mean and stan
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import difflib
 import errno
@@ -68,7 +69,10 @@ class ModelSettings:
     )
     ast_max_length: int | None = field(
         default=None,
-        metadata={"help": "AST input frames (default: the dataset preset's, e.g. 512 for ESC-50)."},
+        metadata={
+            "help": "AST input frames, 10 ms each; longer clips are cut (default: a preset's, e.g. 512 for "
+            "ESC-50, else the longest clip, capped by the checkpoint's max_length)."
+        },
     )
 
 
@@ -80,14 +84,26 @@ class DataSettings:
         default=None, metadata={"help": "Preset with the paper's protocol: esc50|ks2|er."}
     )
     dataset_name: str | None = field(default=None, metadata={"help": "Any Hub dataset, or 'audiofolder'."})
-    dataset_config_name: str | None = None
-    dataset_revision: str | None = None
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "The Hub dataset's configuration (subset) name, if it has several."}
+    )
+    dataset_revision: str | None = field(
+        default=None, metadata={"help": "The Hub dataset's branch, tag or commit (default: its main branch)."}
+    )
     data_dir: str | None = field(
         default=None, metadata={"help": "Local folder (with dataset_name audiofolder)."}
     )
-    audio_column: str | None = None
-    label_column: str | None = None
-    label_names_column: str | None = None
+    audio_column: str | None = field(
+        default=None, metadata={"help": "Column of the audio clips (default: the preset's, else 'audio')."}
+    )
+    label_column: str | None = field(
+        default=None,
+        metadata={"help": "Column of the class of each clip, a name or a class id (default: 'label')."},
+    )
+    label_names_column: str | None = field(
+        default=None,
+        metadata={"help": "Column of class names, when label_column holds ids: fixes the names of the ids."},
+    )
     fold_column: str | None = field(
         default=None, metadata={"help": "k-fold CV: each value is a test fold once."}
     )
@@ -98,14 +114,22 @@ class DataSettings:
         default=None,
         metadata={"help": "Column whose values (e.g. train/validation/test) split a single-split dataset."},
     )
-    train_split: str | None = None
-    validation_split: str | None = None
-    test_split: str | None = None
+    train_split: str | None = field(default=None, metadata={"help": "Split to train on (default: 'train')."})
+    validation_split: str | None = field(
+        default=None, metadata={"help": "Split evaluated during training (--eval_strategy); none by default."}
+    )
+    test_split: str | None = field(
+        default=None, metadata={"help": "Split of the final test (without --fold_column / --fold_splits)."}
+    )
     cv_folds: int | None = field(
         default=None, metadata={"help": "Run only the first n folds (default: all)."}
     )
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on the first n clips of each fold only (a quick check)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Validate and test on the first n clips only (a quick check)."}
+    )
     skip_corrupt: bool = field(
         default=False,
         metadata={
@@ -182,12 +206,16 @@ class ScheduleSettings:
     """The optimizer and learning-rate schedule (Trainer's own ``--optim`` and schedule are not used)."""
 
     optimizer: str = field(default="adamw", metadata={"help": "adamw|adam (Adam: L2 weight decay)."})
-    warmup_epochs: float = 0.0
+    warmup_epochs: float = field(
+        default=0.0, metadata={"help": "Epochs of linear learning-rate warm-up from 0 (fractions allowed)."}
+    )
     lr_schedule: str = field(
         default="constant",
         metadata={"help": "After warm-up: constant|cosine|exponential (×lr_decay per epoch)."},
     )
-    lr_decay: float = 0.85
+    lr_decay: float = field(
+        default=0.85, metadata={"help": "Factor per epoch of --lr_schedule exponential, in (0, 1]."}
+    )
     recipe: str = field(
         default="custom", metadata={"help": "Recorded in results.json (paper|authors|custom)."}
     )
@@ -285,9 +313,17 @@ class RunConfig:
         }
 
 
+REFUSED_TRAINER_FLAGS = ("optim", "lr_scheduler_type", "warmup_steps")  # see RunTrainingArguments
+
+
 def settings_parser(prog: str = "hf-add train") -> HfArgumentParser:
-    """The parser of every setting of a run (``hf-add train``'s flags), in the order of ``SETTINGS``."""
-    return HfArgumentParser(tuple(SETTINGS.values()), prog=prog)
+    """The parser of every setting of a run (``hf-add train``'s flags), in the order of ``SETTINGS``; the
+    Trainer flags that ``hf-add train`` refuses are left out of its help."""
+    parser = HfArgumentParser(tuple(SETTINGS.values()), prog=prog)
+    for action in parser._actions:
+        if action.dest in REFUSED_TRAINER_FLAGS:
+            action.help = argparse.SUPPRESS
+    return parser
 
 
 class _RaisingParser:

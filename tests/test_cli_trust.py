@@ -442,3 +442,57 @@ def test_time_mask_longer_than_the_fitted_input_is_refused(tmp_path):
     argv.remove("--ast_max_length"), argv.remove("40")
     with pytest.raises(ValueError, match=r"--time_mask must be ≥ 0 and at most the model's 48 input frames"):
         main(argv)
+
+
+# ---- --help that helps ----
+
+
+def test_train_help_is_short_explains_every_hf_add_flag_and_hides_the_refused_ones(capsys):
+    import dataclasses
+
+    from hf_add.runs import SETTINGS
+
+    assert main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert len(text.splitlines()) < 150
+    options = re.findall(r"^  (--\w+)(?: (\S+))?(?: +(\S.*))?$", text, flags=re.M)
+    helped = {flag for flag, _, help_text in options}
+    own = [
+        f"--{f.name}"
+        for name, group in SETTINGS.items()
+        if name != "training"
+        for f in dataclasses.fields(group)
+    ]
+    assert set(own) <= helped and text.index("--model_name_or_path") < text.index(
+        "--output_dir"
+    )  # ours first
+    for field_name in own:  # every one has a help text (on its line, or on the next when the flag is long)
+        line = re.search(rf"^  {field_name} \S+(.*)\n(.*)", text, flags=re.M)
+        assert line and (line.group(1).strip() or line.group(2).strip()), field_name
+    for refused in ("--optim ", "--lr_scheduler_type", "--warmup_steps"):
+        assert refused not in text.replace(
+            "Trainer's --optim, --lr_scheduler_type and --warmup_steps are", ""
+        )
+    assert "--help_all" in text and "--resume_from_checkpoint" in text
+
+
+def test_help_all_lists_trainer_flags_but_not_the_refused_ones(capsys):
+    assert main(["train", "--help_all"]) == 0
+    text = capsys.readouterr().out
+    assert len(text.splitlines()) > 300 and "--gradient_checkpointing" in text
+    assert not re.search(r"^\s+--(optim|lr_scheduler_type|warmup_steps)\b", text, flags=re.M)
+
+
+@pytest.mark.parametrize("module", ["hf_add.research.pretrain", "hf_add.research.study"])
+def test_research_help_states_duration_defaults_and_outputs(module, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_code:
+        importlib.import_module(module).main(["--help"])
+    assert exit_code.value.code == 0
+    text = capsys.readouterr().out
+    assert "duration on a 2-core CPU" in text and re.search(r"about \d+ min", text)
+    assert "output layout" in text and "(default: " in text
+    assert (
+        ("heatmaps.png" in text and "runs.csv" in text) if module.endswith("study") else "training/" in text
+    )
