@@ -8,6 +8,7 @@ never names them. ``hf-add <command> --help`` documents each command.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -71,16 +72,47 @@ def main(argv: list[str] | None = None) -> int:
 USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError)
 
 
+def describe_os_error(error: OSError) -> str:
+    """One line on a failure of the machine rather than of the input (full disk, read-only or forbidden
+    directory, no network): what failed, where, and the fix."""
+    path = error.filename
+    place = os.path.dirname(os.path.abspath(path)) if path and not os.path.isdir(path) else path
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left on the device of {path} ({error.strerror}): free space there (df -h {place}) or "
+            "write elsewhere; an interrupted run continues from its last complete checkpoint with "
+            "--resume_from_checkpoint true"
+        )
+    if error.errno == errno.EROFS:
+        return f"{path} is on a read-only file system: write to a directory on a writable disk (e.g. --output_dir)"
+    if error.errno in (errno.EACCES, errno.EPERM) and path:
+        return f"permission denied: {path}: write to a directory you own, or fix its permissions (ls -ld {place})"
+    text = " ".join(str(error).split())
+    return f"{text}: {path}" if path and path not in text else text
+
+
 def console_main() -> int:
-    """The ``hf-add`` executable: ``main`` with a user's mistakes reported as one ``error:`` line, exit 2."""
+    """The ``hf-add`` executable: ``main`` with a user's mistakes reported as one ``error:`` line (exit 2), a
+    failure of the machine (disk, permissions, network) as one line (exit 1), and Ctrl-C as one line saying
+    how to resume (exit 130). ``HF_ADD_TRACEBACK=1`` shows the traceback instead."""
+    command = f"hf-add {sys.argv[1]}" if len(sys.argv) > 1 else "hf-add"
     try:
         return main()
     except USER_ERRORS as error:
         if os.environ.get("HF_ADD_TRACEBACK"):
             raise
-        command = f"hf-add {sys.argv[1]}" if len(sys.argv) > 1 else "hf-add"
         print(f"{command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if os.environ.get("HF_ADD_TRACEBACK"):
+            raise
+        print(f"{command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as error:
+        if os.environ.get("HF_ADD_TRACEBACK"):
+            raise
+        print(f"{command}: interrupted{f': {error}' if str(error) else ''}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

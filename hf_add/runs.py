@@ -17,21 +17,28 @@ every fold's test accuracy and embedding-geometry summaries, their mean and stan
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import difflib
+import errno
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+import numpy as np
+import pyarrow.compute as pc
 import torch
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spec
+from hf_add.data.audio import SAMPLING_RATE, WAVEFORM_COLUMN
 from hf_add.data.balanced_loader import check_balanced_batches
 from hf_add.data.presets import DatasetSpec, card_dataset, is_multi_label, keep_saved_class_order, make_folds
 from hf_add.embedding_metrics import REPORTED_METRICS
@@ -43,6 +50,7 @@ from hf_add.models.loading import (
     check_model_location,
     load_feature_extractor,
     load_model_and_extractor,
+    model_type_of,
 )
 from hf_add.run_lock import run_lock
 from hf_add.trainer import ADDTrainer
@@ -62,7 +70,10 @@ class ModelSettings:
     )
     ast_max_length: int | None = field(
         default=None,
-        metadata={"help": "AST input frames (default: the dataset preset's, e.g. 512 for ESC-50)."},
+        metadata={
+            "help": "AST input frames, 10 ms each; longer clips are cut (default: a preset's, e.g. 512 for "
+            "ESC-50, else the longest clip, capped by the checkpoint's max_length)."
+        },
     )
 
 
@@ -74,14 +85,26 @@ class DataSettings:
         default=None, metadata={"help": "Preset with the paper's protocol: esc50|ks2|er."}
     )
     dataset_name: str | None = field(default=None, metadata={"help": "Any Hub dataset, or 'audiofolder'."})
-    dataset_config_name: str | None = None
-    dataset_revision: str | None = None
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "The Hub dataset's configuration (subset) name, if it has several."}
+    )
+    dataset_revision: str | None = field(
+        default=None, metadata={"help": "The Hub dataset's branch, tag or commit (default: its main branch)."}
+    )
     data_dir: str | None = field(
         default=None, metadata={"help": "Local folder (with dataset_name audiofolder)."}
     )
-    audio_column: str | None = None
-    label_column: str | None = None
-    label_names_column: str | None = None
+    audio_column: str | None = field(
+        default=None, metadata={"help": "Column of the audio clips (default: the preset's, else 'audio')."}
+    )
+    label_column: str | None = field(
+        default=None,
+        metadata={"help": "Column of the class of each clip, a name or a class id (default: 'label')."},
+    )
+    label_names_column: str | None = field(
+        default=None,
+        metadata={"help": "Column of class names, when label_column holds ids: fixes the names of the ids."},
+    )
     label_separator: str | None = field(
         default=None,
         metadata={
@@ -99,14 +122,22 @@ class DataSettings:
         default=None,
         metadata={"help": "Column whose values (e.g. train/validation/test) split a single-split dataset."},
     )
-    train_split: str | None = None
-    validation_split: str | None = None
-    test_split: str | None = None
+    train_split: str | None = field(default=None, metadata={"help": "Split to train on (default: 'train')."})
+    validation_split: str | None = field(
+        default=None, metadata={"help": "Split evaluated during training (--eval_strategy); none by default."}
+    )
+    test_split: str | None = field(
+        default=None, metadata={"help": "Split of the final test (without --fold_column / --fold_splits)."}
+    )
     cv_folds: int | None = field(
         default=None, metadata={"help": "Run only the first n folds (default: all)."}
     )
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on the first n clips of each fold only (a quick check)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Validate and test on the first n clips only (a quick check)."}
+    )
     skip_corrupt: bool = field(
         default=False,
         metadata={
@@ -187,12 +218,16 @@ class ScheduleSettings:
     """The optimizer and learning-rate schedule (Trainer's own ``--optim`` and schedule are not used)."""
 
     optimizer: str = field(default="adamw", metadata={"help": "adamw|adam (Adam: L2 weight decay)."})
-    warmup_epochs: float = 0.0
+    warmup_epochs: float = field(
+        default=0.0, metadata={"help": "Epochs of linear learning-rate warm-up from 0 (fractions allowed)."}
+    )
     lr_schedule: str = field(
         default="constant",
         metadata={"help": "After warm-up: constant|cosine|exponential (×lr_decay per epoch)."},
     )
-    lr_decay: float = 0.85
+    lr_decay: float = field(
+        default=0.85, metadata={"help": "Factor per epoch of --lr_schedule exponential, in (0, 1]."}
+    )
     recipe: str = field(
         default="custom", metadata={"help": "Recorded in results.json (paper|authors|custom)."}
     )
@@ -268,9 +303,10 @@ class RunConfig:
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> RunConfig:
-        """The config of ``values`` (setting name -> value); an unknown name is an error that names it."""
-        parsed = settings_parser().parse_dict(dict(values))
-        return cls(**dict(zip(SETTINGS, parsed, strict=True)), given=dict(values))
+        """The config of ``values`` (setting name -> value), each converted to its setting's type as
+        ``hf-add train`` converts its flags (``parse_settings``); an unknown name or a value of the wrong
+        type is an error that names it and the type expected."""
+        return parse_settings(values, given=dict(values))
 
     def with_values(self, **values: Any) -> RunConfig:
         """This config (it must come from ``from_values``) with some settings replaced or added."""
@@ -289,9 +325,115 @@ class RunConfig:
         }
 
 
+REFUSED_TRAINER_FLAGS = ("optim", "lr_scheduler_type", "warmup_steps")  # see RunTrainingArguments
+
+
 def settings_parser(prog: str = "hf-add train") -> HfArgumentParser:
-    """The parser of every setting of a run (``hf-add train``'s flags), in the order of ``SETTINGS``."""
-    return HfArgumentParser(tuple(SETTINGS.values()), prog=prog)
+    """The parser of every setting of a run (``hf-add train``'s flags), in the order of ``SETTINGS``; the
+    Trainer flags that ``hf-add train`` refuses are left out of its help."""
+    parser = HfArgumentParser(tuple(SETTINGS.values()), prog=prog)
+    for action in parser._actions:
+        if action.dest in REFUSED_TRAINER_FLAGS:
+            action.help = argparse.SUPPRESS
+    return parser
+
+
+class _RaisingParser:
+    """``settings_parser`` whose mistakes raise ``ValueError`` (one line) instead of printing usage and exiting."""
+
+    TYPES = {"float": "a number", "int": "a whole number", "string_to_bool": "true or false"}
+
+    def __init__(self, file_keys: set[str], source: str | None):
+        self.parser = settings_parser()
+        self.parser.error = self.error
+        self.file_keys, self.source = file_keys, source
+        self.actions = {action.dest: action for action in self.parser._actions if action.option_strings}
+
+    def where(self, key: str) -> str:
+        return f"{key} in {self.source}" if key in self.file_keys and self.source else f"--{key}"
+
+    def error(self, message: str):
+        invalid = re.fullmatch(r"argument --([\w-]+)(?:/\S+)?: invalid (\w+) value: (.*)", message)
+        if invalid:
+            key, kind, value = invalid.groups()
+            key = key.replace("-", "_")
+            expected = self.TYPES.get(kind, kind)
+            raise ValueError(f"{self.where(key)} must be {expected} ({kind}), got {value}")
+        other = re.fullmatch(r"argument --([\w-]+)(?:/\S+)?: (.*)", message)
+        if other:
+            raise ValueError(f"{self.where(other.group(1).replace('-', '_'))}: {other.group(2)}")
+        required = re.fullmatch(r"the following arguments are required: (.*)", message)
+        if required:
+            names = ", ".join(re.sub(r"/\S+", "", name) for name in required.group(1).split(", "))
+            raise ValueError(
+                f"{names} is required: give it as a flag"
+                + (f" or as a key of {self.source}" if self.source else "")
+            )
+        raise ValueError(message)
+
+    def flags(self, values: Mapping[str, Any]) -> list[str]:
+        """``values`` written as the flags that set them (None: the setting's default, so no flag)."""
+        argv = []
+        for key, value in values.items():
+            if key not in self.actions:
+                close = difflib.get_close_matches(key, list(self.actions), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                where = f" in {self.source}" if self.source else ""
+                raise ValueError(
+                    f"unknown setting {key!r}{where}{hint}: hf-add train --help lists every setting"
+                )
+            action = self.actions[key]
+            if value is None:
+                if action.default is not None and not action.required:
+                    raise ValueError(
+                        f"{self.where(key)} is null: leave it out for its default ({action.default!r})"
+                    )
+                continue
+            if isinstance(value, (list, tuple)):
+                if action.nargs not in ("+", "*"):
+                    if len(value) != 1:
+                        raise ValueError(f"{self.where(key)} takes one value, got the list {list(value)}")
+                    value = value[0]
+                else:
+                    argv += [f"--{key}", *(_flag_word(item) for item in value)]
+                    continue
+            if action.type is int and isinstance(value, float) and value.is_integer():
+                value = int(value)  # 3.0 is a whole number (YAML and JSON writers make such floats)
+            argv.append(f"--{key}={_flag_word(value)}")
+        return argv
+
+    def parse(self, argv: list[str]) -> tuple:
+        *parsed, remaining = self.parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+        if remaining:
+            raise ValueError(
+                f"unrecognized argument(s) {' '.join(remaining)}: hf-add train --help lists every setting"
+            )
+        return tuple(parsed)
+
+
+def _flag_word(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Mapping):
+        return json.dumps(value)
+    return str(value)
+
+
+def parse_settings(
+    values: Mapping[str, Any] | None = None,
+    argv: list[str] | None = None,
+    source: str | None = None,
+    given: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The config of setting ``values`` (e.g. a config file's, ``source`` naming it) and of the flags
+    ``argv``, flags winning. One path converts both: ``values`` are written as flags and parsed with
+    ``argv`` after them, so ``learning_rate: 1e-3`` (which YAML reads as a string) becomes a float as
+    ``--learning_rate 1e-3`` does. An unknown setting, a value of the wrong type or a missing required
+    setting is a ``ValueError`` naming it (and the file) before anything is loaded."""
+    values = dict(values or {})
+    parser = _RaisingParser(set(values), source)
+    parsed = parser.parse([*parser.flags(values), *(argv or [])])
+    return RunConfig(**dict(zip(SETTINGS, parsed, strict=True)), given=given or {})
 
 
 @dataclass
@@ -564,14 +706,105 @@ def check_same_arguments(path: str, arguments: dict) -> None:
         )
 
 
+def _require(flag: str, value: Any, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"--{flag} must be {allowed}, got {value!r}")
+
+
+def _number_at_least(flag: str, value: float, low: float, strict: bool = False, note: str = "") -> None:
+    ok = value is not None and math.isfinite(value) and (value > low if strict else value >= low)
+    _require(flag, value, ok, f"{'>' if strict else '≥'} {low:g} and finite{note}")
+
+
+def _one_of(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    _require(flag, value, value in choices, "one of " + "|".join(choices))
+
+
+AST_PATCH_FRAMES = 16  # an AST input holds at least one 16 x 16 patch
+
+
+def model_input_size(model_name_or_path: str) -> tuple[int | None, int | None]:
+    """(mel bins, AST input frames) of a named config or a local checkpoint's config.json; None where that
+    cannot be known without loading it (a Hub id; BEATs' frames follow its clips)."""
+    if model_name_or_path in NAMED_CONFIGS:
+        return 128, None
+    path = os.path.join(model_name_or_path, "config.json")
+    if not os.path.isfile(path):
+        return None, None
+    with open(path) as f:
+        saved = json.load(f)
+    return saved.get("num_mel_bins"), saved.get("max_length")
+
+
 def check_config(config: RunConfig) -> None:
-    """Refuse, before anything is written, settings that cannot work together."""
-    for name in ("max_train_samples", "max_eval_samples"):
-        value = getattr(config.data, name)
+    """Refuse, before anything is loaded or written, settings that cannot work, each in one line naming the
+    flag and the values it allows."""
+    data, loss, augmentation, schedule, training = (
+        config.data,
+        config.loss,
+        config.augmentation,
+        config.schedule,
+        config.training,
+    )
+    for name in ("max_train_samples", "max_eval_samples", "cv_folds"):
+        value = getattr(data, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be at least 1 (or left out for all), got {value}")
-    build_losses(config.loss, config.augmentation.mixup)
-    check_balanced_batches(config.data.samples_per_class, config.augmentation.mixup)
+    # the loss and its weights (the loss's name: build_losses, below)
+    _one_of("classification_loss", loss.classification_loss, ("ce", "bce"))
+    _one_of("add_soft_mu", loss.add_soft_mu, ("paper", "per_set"))
+    if len(loss.add_lambdas) != 4:
+        raise ValueError(f"--add_lambdas takes 4 numbers (μp σp μn σn), got {loss.add_lambdas}")
+    for value in loss.add_lambdas:
+        _number_at_least("add_lambdas", value, 0, note=" (each of the 4 weights λ)")
+    for name in ("add_lambda_mu", "focal_gamma", "opl_gamma", "opl_weight"):
+        _number_at_least(name, getattr(loss, name), 0)
+    # augmentation, within the model's input
+    mixup = augmentation.mixup
+    _require("mixup", mixup, math.isfinite(mixup) and 0 <= mixup <= 1, "in [0, 1] (a probability)")
+    _number_at_least(
+        "mixup_alpha", augmentation.mixup_alpha, 0, strict=True, note=" (λ ~ Beta(alpha, alpha))"
+    )
+    mel_bins, _ = model_input_size(config.model.model_name_or_path)
+    frames = config.model.ast_max_length or (data.spec().ast_max_length if data.dataset else None)
+    for name, size, unit in (("freq_mask", mel_bins, "mel bins"), ("time_mask", frames, "input frames")):
+        value = getattr(augmentation, name)
+        bound = f" and at most the model's {size} {unit}" if size else ""
+        _require(name, value, value >= 0 and (size is None or value <= size), f"≥ 0{bound}")
+    if config.model.ast_max_length is not None:
+        _require(
+            "ast_max_length",
+            config.model.ast_max_length,
+            config.model.ast_max_length >= AST_PATCH_FRAMES,
+            f"at least {AST_PATCH_FRAMES} frames (one AST patch), or left out to fit the clips",
+        )
+    # batches and the schedule
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        _require(name, getattr(training, name), getattr(training, name) >= 1, "at least 1")
+    if data.samples_per_class is not None:
+        k, batch = data.samples_per_class, training.per_device_train_batch_size
+        _require("samples_per_class", k, k >= 2, "at least 2 (one sample per class gives no positive pair)")
+        _require(
+            "samples_per_class",
+            k,
+            batch % k == 0,
+            f"a divisor of --per_device_train_batch_size {batch} (a batch holds whole classes; e.g. "
+            f"batch size {max(batch // k, 1) * k})",
+        )
+    check_balanced_batches(data.samples_per_class, mixup)
+    # 0 is allowed: it keeps the weights (a frozen baseline, a test that the head is new)
+    _number_at_least("learning_rate", training.learning_rate, 0)
+    _number_at_least("weight_decay", training.weight_decay, 0)
+    if training.max_steps <= 0:
+        _number_at_least(
+            "num_train_epochs", training.num_train_epochs, 0, strict=True, note=" (or set --max_steps)"
+        )
+    _one_of("optimizer", schedule.optimizer, ("adam", "adamw"))
+    _one_of("lr_schedule", schedule.lr_schedule, ("constant", "cosine", "exponential"))
+    _number_at_least("warmup_epochs", schedule.warmup_epochs, 0)
+    decay = schedule.lr_decay
+    _require("lr_decay", decay, math.isfinite(decay) and 0 < decay <= 1, "in (0, 1] (the factor per epoch)")
+    build_losses(loss, mixup)
     check_model_location(config.model.model_name_or_path)
 
 
@@ -589,20 +822,214 @@ def run(config: RunConfig, trainer_class: Callable[..., ADDTrainer] = ADDTrainer
     with run_lock(training.output_dir) if training.process_index == 0 else contextlib.nullcontext():
         if training.world_size > 1:  # the other processes go on once process 0 holds the lock
             torch.distributed.barrier()
-        return _run(config, trainer_class)
+        with disk_full_named(training.output_dir):
+            return _run(config, trainer_class)
+
+
+DISK_FULL_SIGNS = ("unexpected pos", "PytorchStreamWriter failed", "No space left", "os error 28", "code: 28")
+
+
+@contextlib.contextmanager
+def disk_full_named(directory: str):
+    """A full disk as the ``OSError`` (ENOSPC) it is: torch.save says ``RuntimeError: [enforce fail at
+    inline_container.cc] unexpected pos``, safetensors ``SafetensorError: ... os error 28``."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as error:
+        if not any(sign in str(error) for sign in DISK_FULL_SIGNS):
+            raise
+        raise OSError(
+            errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({type(error).__name__})", directory
+        ) from error
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The run's most recently written complete checkpoint (over its folds' directories), if any."""
+    found = [
+        checkpoint
+        for name in (sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else [])
+        for checkpoint in complete_checkpoints(os.path.join(output_dir, name))
+    ]
+    return max(
+        found, key=lambda path: os.path.getmtime(os.path.join(path, "trainer_state.json")), default=None
+    )
+
+
+@dataclass
+class InputLength:
+    """The model's input length and what it does to the run's clips: how many are longer and cut."""
+
+    seconds: float  # the longest input; longer clips are cut to it
+    frames: int | None  # AST input frames (10 ms each); None for models that pad to the longest clip
+    rule: str  # where the length comes from
+    clips: int
+    cut: int
+    longest: float  # seconds
+
+    def describe(self) -> str:
+        size = (
+            f"{self.frames} frames ({self.seconds:.2f} s)" if self.frames else f"up to {self.seconds:.2f} s"
+        )
+        if self.cut:
+            effect = f"{self.cut} of {self.clips} clips are longer and are cut (longest {self.longest:.1f} s)"
+        else:
+            effect = f"no clip is cut (longest {self.longest:.2f} s)"
+        return f"input {size}, {self.rule}: {effect}"
+
+
+AST_DEFAULT_MAX_LENGTH = 1024  # ASTConfig's, which the named configs use
+
+
+def ast_frames(samples: np.ndarray | int) -> np.ndarray | int:
+    """Kaldi fbank frames of clips of ``samples`` at 16 kHz: 25 ms windows every 10 ms."""
+    return np.maximum(1 + (np.asarray(samples) - 400) // 160, 1)
+
+
+def fit_input_length(config: RunConfig, spec: DatasetSpec, samples: np.ndarray) -> InputLength:
+    """The input length of the run: ``--ast_max_length`` if given, else a preset's protocol length (ESC-50
+    512, ...), else the longest clip in frames capped by the checkpoint's ``max_length`` (AST); BEATs takes
+    clips up to the spec's ``max_seconds``. ``samples``: every clip's length at 16 kHz."""
+    name = config.model.model_name_or_path
+    longest = float(samples.max()) / SAMPLING_RATE if len(samples) else 0.0
+    if name not in NAMED_CONFIGS and model_type_of(name) != "ast":
+        cut = int((samples > spec.max_seconds * SAMPLING_RATE).sum())
+        return InputLength(spec.max_seconds, None, "the dataset's longest input", len(samples), cut, longest)
+    if config.model.ast_max_length:
+        frames, rule = config.model.ast_max_length, "--ast_max_length"
+    elif config.data.dataset:
+        frames, rule = spec.ast_max_length, f"the {config.data.dataset} protocol's"
+    else:
+        cap = AST_DEFAULT_MAX_LENGTH if name in NAMED_CONFIGS else model_input_size(name)[1]
+        cap = cap or AST_DEFAULT_MAX_LENGTH
+        needed = int(ast_frames(samples.max())) if len(samples) else cap
+        frames = max(AST_PATCH_FRAMES, min(needed, cap))
+        rule = "the longest clip" + (f", capped at the model's {cap}" if needed > cap else "")
+    cut = int((ast_frames(samples) > frames).sum())
+    return InputLength(frames / 100, frames, rule, len(samples), cut, longest)
+
+
+def clip_samples(splits: Mapping[str, Any]) -> np.ndarray:
+    """Every clip's length in samples, over decoded splits (their ``waveform`` column)."""
+    lengths = [
+        pc.list_value_length(dataset.with_format("arrow")[WAVEFORM_COLUMN]).to_numpy()
+        for dataset in splits.values()
+        if WAVEFORM_COLUMN in dataset.column_names
+    ]
+    return np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+
+
+def training_steps(training: TrainingArguments, train_clips: int) -> int:
+    """The optimizer steps of one fold's training on ``train_clips`` clips, as Trainer counts them."""
+    if training.max_steps > 0:
+        return training.max_steps
+    batches = math.ceil(train_clips / (training.per_device_train_batch_size * training.world_size))
+    return max(
+        1, math.ceil(training.num_train_epochs * math.ceil(batches / training.gradient_accumulation_steps))
+    )
+
+
+TRAINER_LOGGING_STEPS = 500  # TrainingArguments' default: no training loss at all in a 75-step run
+LOGS_PER_RUN = 20
+
+
+def default_logging_steps(training: TrainingArguments, steps: int) -> float:
+    """``logging_steps`` left at Trainer's default becomes a twentieth of the run (at least 1 step), so every run
+    logs its training loss (and the no-positive-pair warning can fire) about 20 times."""
+    if training.logging_strategy != "steps" or training.logging_steps != TRAINER_LOGGING_STEPS:
+        return training.logging_steps
+    return max(1, steps // LOGS_PER_RUN)
+
+
+def describe_run_start(config, spec, folds, skipped, length, split_sizes) -> str:
+    """The block logged when a run starts: data, classes, model, input length, batches, steps, output."""
+    training, fold = config.training, folds[0]
+    train_clips = min(len(fold.train), config.data.max_train_samples or len(fold.train))
+    source = f"preset {config.data.dataset} ({spec.path})" if config.data.dataset else spec.path
+    source += f", {spec.data_dir}" if spec.data_dir else ""
+    lines = [
+        f"data        {source}: "
+        + ", ".join(f"{name} {size}" for name, size in split_sizes.items())
+        + " clips",
+        f"folds       {len(folds)} ({', '.join(f.name for f in folds[:6])}{', ...' if len(folds) > 6 else ''});"
+        f" {fold.name}: train {len(fold.train)}, "
+        + (f"validation {len(fold.validation)}, " if fold.validation is not None else "")
+        + f"test {len(fold.test)}",
+    ]
+    classes = list(fold.id2label.values())
+    counts = _class_counts(fold.train, len(classes))
+    per_class = f"; {min(counts)}-{max(counts)} training clips per class" if counts else ""
+    shown = ", ".join(classes[:8]) + (", ..." if len(classes) > 8 else "")
+    lines.append(f"classes     {len(classes)} ({shown}){per_class}")
+    lines.append(
+        f"skipped     {len(skipped)} unusable clip(s)" + (" (skipped_clips.json)" if skipped else "")
+    )
+    lines.append(f"model       {config.model.model_name_or_path}")
+    lines.append(f"input       {length.describe().removeprefix('input ')}")
+    effective = (
+        training.per_device_train_batch_size * training.gradient_accumulation_steps * training.world_size
+    )
+    steps = training_steps(training, train_clips)
+    logging_steps = default_logging_steps(training, steps)
+    lines.append(
+        f"batches     effective batch {effective} ({training.per_device_train_batch_size} per device x "
+        f"{training.gradient_accumulation_steps} accumulation x {training.world_size} process(es))"
+    )
+    lines.append(f"steps       {steps} per fold ({fold.name}), training loss logged every {logging_steps:g}")
+    lines.append(f"output      {training.output_dir}")
+    return "\n".join(["run:", *(f"  {line}" for line in lines)])
+
+
+def _class_counts(dataset, num_classes: int) -> list[int]:
+    labels = np.asarray(dataset["labels"]) if "labels" in dataset.column_names else None
+    if labels is None or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        return []  # multi-hot rows: no single class per clip
+    return np.bincount(labels, minlength=num_classes).tolist()
+
+
+def describe_run_end(base_dir: str, fold_names: list[str]) -> str:
+    """The block logged when a run ends: where its models, cards and results are."""
+    lines = [
+        f"model {os.path.join(base_dir, name)} (card: {os.path.join(base_dir, name, 'README.md')})"
+        for name in fold_names
+    ]
+    lines.append(f"results {os.path.join(base_dir, 'results.json')}")
+    return "\n".join(["run finished:", *(f"  {line}" for line in lines)])
 
 
 def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResult:
     training = config.training
     spec = config.data.spec()
     base_dir = training.output_dir
-    extractor, extractor_kwargs = load_feature_extractor(
-        config.model.model_name_or_path, spec, config.model.ast_max_length
-    )
-    features = AudioClassificationCollator(extractor, num_labels=0, extractor_kwargs=extractor_kwargs)
+    fitted: dict[str, Any] = {}
+
+    def measure(splits) -> None:  # the input length from the decoded clips, then their features with it
+        length = fitted["length"] = fit_input_length(config, spec, clip_samples(splits))
+        fitted["split_sizes"] = {name: len(dataset) for name, dataset in splits.items()}
+        if length.frames is not None and config.augmentation.time_mask > length.frames:
+            raise ValueError(
+                f"--time_mask must be ≥ 0 and at most the model's {length.frames} input frames ({length.rule}), "
+                f"got {config.augmentation.time_mask}"
+            )
+        extractor, extractor_kwargs = load_feature_extractor(
+            config.model.model_name_or_path, spec, length.frames
+        )
+        fitted["features"] = AudioClassificationCollator(
+            extractor, num_labels=0, extractor_kwargs=extractor_kwargs
+        )
+
     folds, skipped = make_folds(
-        spec.load(), spec, config.data.cv_folds, config.data.skip_corrupt, prepare_split=features.cache_split
+        spec.load(),
+        spec,
+        config.data.cv_folds,
+        config.data.skip_corrupt,
+        prepare_split=lambda dataset: fitted["features"].cache_split(dataset),
+        measure_splits=measure,
     )
+    length = fitted["length"]
+    fold_config = replace(config, model=replace(config.model, ast_max_length=length.frames))
+    logger.info(describe_run_start(config, spec, folds, skipped, length, fitted["split_sizes"]))
     if training.load_best_model_at_end and any(fold.validation is None for fold in folds):
         raise ValueError(
             "--load_best_model_at_end would choose the model on the test split: this protocol has no validation "
@@ -637,8 +1064,14 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
             logger.info(f"{fold.name}: finished in an earlier run, results kept")
         else:
             set_seed(training.seed)
-            fold_args = replace(training, output_dir=fold_dir, resume_from_checkpoint=None)
-            metrics = run_fold(fold, spec, config, fold_args, plan[fold.name], trainer_class)
+            train_clips = min(len(fold.train), config.data.max_train_samples or len(fold.train))
+            fold_args = replace(
+                training,
+                output_dir=fold_dir,
+                resume_from_checkpoint=None,
+                logging_steps=default_logging_steps(training, training_steps(training, train_clips)),
+            )
+            metrics = run_fold(fold, spec, fold_config, fold_args, plan[fold.name], trainer_class)
             write_json(metrics, os.path.join(fold_dir, FOLD_RESULTS))
         per_fold.append({"fold": fold.name, **metrics})
         headline = next(name for name in HEADLINE_METRICS if name in metrics)
@@ -658,4 +1091,5 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
     }
     results = finite_or_null(results)  # what results.json holds: null, not NaN, for undefined values
     write_json(results, os.path.join(base_dir, "results.json"))
+    logger.info(describe_run_end(base_dir, [fold.name for fold in folds]))
     return RunResult(output_dir=base_dir, results=results)

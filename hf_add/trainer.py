@@ -18,7 +18,7 @@ from hf_add.classification_metrics import classification_metrics, multi_label_me
 from hf_add.data.balanced_loader import check_samples_per_class, class_balanced_train_dataloader
 from hf_add.distributed import gather_global_batch, local_batch
 from hf_add.embedding_metrics import reported_embedding_metrics
-from hf_add.files import give_usual_modes, write_json
+from hf_add.files import atomic_write, give_usual_modes, write_json
 from hf_add.geometry import embedding_geometry
 from hf_add.losses import EmbeddingLoss, FocalLoss, build_classification_loss, build_loss, describe_loss
 from hf_add.losses.pair_moments import count_positive_pairs
@@ -463,6 +463,26 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         return {f"{prefix}_{name}": value for name, value in metrics.items()}
 
     # ---- model card ----
+
+    def push_to_hub(self, *args, **kwargs):
+        """Trainer's ``push_to_hub``, except that a failed push leaves ``output_dir/README.md`` as it was:
+        Trainer saves the model and writes the card before it uploads, so an upload that fails (no network)
+        would otherwise replace the card in the directory."""
+        path = os.path.join(self.args.output_dir, "README.md")
+        before = None
+        if self.is_world_process_zero() and os.path.isfile(path):
+            with open(path, "rb") as f:
+                before = f.read()
+        try:
+            return super().push_to_hub(*args, **kwargs)
+        except BaseException:
+            if self.is_world_process_zero():
+                if before is not None:
+                    with atomic_write(path, "wb") as f:
+                        f.write(before)
+                elif os.path.isfile(path):
+                    os.remove(path)
+            raise
 
     def create_model_card(
         self,

@@ -556,7 +556,6 @@ def test_push_to_hub_offline_fails_fast_with_a_clear_error(tmp_path, hub_offline
     assert (tmp_path / "README.md").read_text() == "my notes\n"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: a failed push leaves README.md")
 def test_a_failed_push_to_an_existing_repo_leaves_the_readme_unchanged(tmp_path, hub_offline):
     """The repository was created while online (hub_model_id is set), then the network went away: Trainer
     saves the model and writes the card into output_dir before the upload fails."""

@@ -57,10 +57,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     from hf_add.evaluation import evaluate_model
     from hf_add.files import write_json
-    from hf_add.models.loading import check_model_location
+    from hf_add.models.loading import check_model_location, check_saved_weights
     from hf_add.plots import plot_confusion_matrix, plot_geometry_heatmaps
 
     check_model_location(args.model)
+    check_saved_weights(args.model)
     unknown = [name.strip() for name in args.unknown_classes.split(",")] if args.unknown_classes else []
     dataset, reference, audio_column, skipped = load_splits(args, args.reference_split if unknown else None)
     results = evaluate_model(

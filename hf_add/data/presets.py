@@ -552,6 +552,7 @@ def make_folds(
     skip_corrupt: bool = False,
     check_clips: bool = True,
     prepare_split: Callable[[Dataset], Dataset] | None = None,
+    measure_splits: Callable[[dict[str, Dataset]], None] | None = None,
 ) -> tuple[list[Fold], list[dict]]:
     """Split a loaded dataset into the protocol's folds; returns the folds and the clips skipped.
 
@@ -559,7 +560,8 @@ def make_folds(
     ``decode_and_check``: each split then carries its ``waveform``), and every split and fold must hold
     data of at least two classes, so that bad data stops the run before any training, not in fold 3.
     ``prepare_split`` maps each whole split before it is cut into folds (e.g. to cache its features once, not
-    once per fold).
+    once per fold). ``measure_splits`` sees every checked split first (e.g. to fit the input length to the
+    clips, which ``prepare_split``'s features then use).
     """
     if spec.fold_splits:
         names = list(spec.fold_splits)
@@ -596,6 +598,8 @@ def make_folds(
                     f"every clip of split {split!r} was skipped as unusable; nothing is left to train or test "
                     "on. Fix the files listed above."
                 )
+    if measure_splits is not None:
+        measure_splits(splits)
     if prepare_split is not None:
         splits = {split: prepare_split(dataset) for split, dataset in splits.items()}
     id2label = dict(enumerate(classes))

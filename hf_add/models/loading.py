@@ -52,6 +52,24 @@ def check_model_location(model_name_or_path: str) -> None:
         )
 
 
+def check_saved_weights(model_dir: str) -> None:
+    """Refuse, before any data is loaded, a saved model whose ``model.safetensors`` cannot be read (truncated
+    by an interrupted copy or a full disk, or not a safetensors file), naming the file."""
+    from safetensors import SafetensorError, safe_open
+
+    path = os.path.join(model_dir, "model.safetensors")
+    if not os.path.isfile(path):
+        return
+    try:
+        with safe_open(path, "pt"):
+            pass
+    except SafetensorError as error:
+        raise ValueError(
+            f"{path} cannot be read ({' '.join(str(error).split())}): the file is truncated or corrupt; copy or "
+            "save the model again"
+        ) from None
+
+
 def model_type_of(model_name_or_path: str) -> str:
     """``ast`` or ``beats``, from a named config or the checkpoint's config.json."""
     if model_name_or_path in NAMED_CONFIGS:
