@@ -248,6 +248,13 @@ def test_open_set_training_data_leaves_out_the_last_words_by_hard_links(tmp_path
 
     words = list(study.SPEECH_COMMANDS_WORDS[:4])
     data = write_audiofolder(tmp_path / "data", words, n_per_label=2)
+    (data / "clips").mkdir()  # make-dataset's layout: clips in a subfolder
+    metadata = (data / "metadata.csv").read_text().splitlines()
+    for i, line in enumerate(metadata[1:], start=1):
+        name = line.split(",")[0]
+        (data / name).rename(data / "clips" / name)
+        metadata[i] = f"clips/{line}"
+    (data / "metadata.csv").write_text("\n".join(metadata) + "\n")
     known = study.Recipe(data_dir=str(data), unknown_words=1)
     assert study.unknown_words(known) == [words[-1]]
     study.make_known_data(known)

@@ -226,7 +226,9 @@ def make_known_data(recipe: Recipe) -> None:
         rows = list(csv.DictReader(f))
     kept = [row for row in rows if row["label"] not in unknown]
     for row in kept:
-        os.link(os.path.join(recipe.data_dir, row["file_name"]), os.path.join(building, row["file_name"]))
+        link = os.path.join(building, row["file_name"])
+        os.makedirs(os.path.dirname(link), exist_ok=True)  # make-dataset writes clips/NNNNNN.wav
+        os.link(os.path.join(recipe.data_dir, row["file_name"]), link)
     write_table(os.path.join(building, "metadata.csv"), kept)
     os.replace(building, target)
 
