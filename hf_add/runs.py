@@ -751,7 +751,8 @@ def check_config(config: RunConfig) -> None:
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be at least 1 (or left out for all), got {value}")
     # the loss and its weights (the loss's name: build_losses, below)
-    _one_of("classification_loss", loss.classification_loss, ("ce", "bce"))
+    if loss.classification_loss is not None:  # None: ADDTrainer's default (ce, or bce for multi-label data)
+        _one_of("classification_loss", loss.classification_loss, ("ce", "bce"))
     _one_of("add_soft_mu", loss.add_soft_mu, ("paper", "per_set"))
     if len(loss.add_lambdas) != 4:
         raise ValueError(f"--add_lambdas takes 4 numbers (μp σp μn σn), got {loss.add_lambdas}")
