@@ -575,6 +575,24 @@ def check_config(config: RunConfig) -> None:
     check_model_location(config.model.model_name_or_path)
 
 
+@contextlib.contextmanager
+def preprocessing_first(training: TrainingArguments):
+    """Load, decode, check and compute features once per machine, not once per process.
+
+    Process 0 goes first, alone, and fills the datasets cache. Then the first process of each other node: where
+    the cache is shared with node 0 (a shared file system), datasets finds process 0's files by their
+    fingerprints and reads them, writing nothing; where each node has its own cache, it fills its node's. The
+    other processes go last and read their node's cache. So no two processes ever write a cache file at the
+    same time, whether or not the nodes share a disk. Every process takes the same two barriers, also when
+    preprocessing fails: the others then meet the same error reading the cache.
+    """
+    with (
+        training.main_process_first(local=False, desc="preprocessing"),
+        training.main_process_first(local=True, desc="preprocessing"),
+    ):
+        yield
+
+
 def run(config: RunConfig, trainer_class: Callable[..., ADDTrainer] = ADDTrainer) -> RunResult:
     """Run every fold of the protocol and write ``results.json``.
 
@@ -600,9 +618,14 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
         config.model.model_name_or_path, spec, config.model.ast_max_length
     )
     features = AudioClassificationCollator(extractor, num_labels=0, extractor_kwargs=extractor_kwargs)
-    folds, skipped = make_folds(
-        spec.load(), spec, config.data.cv_folds, config.data.skip_corrupt, prepare_split=features.cache_split
-    )
+    with preprocessing_first(training):
+        folds, skipped = make_folds(
+            spec.load(),
+            spec,
+            config.data.cv_folds,
+            config.data.skip_corrupt,
+            prepare_split=features.cache_split,
+        )
     if training.load_best_model_at_end and any(fold.validation is None for fold in folds):
         raise ValueError(
             "--load_best_model_at_end would choose the model on the test split: this protocol has no validation "
