@@ -18,6 +18,7 @@ every fold's test accuracy and embedding-geometry summaries, their mean and stan
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -119,6 +120,13 @@ class DataSettings:
         metadata={
             "help": "Class-balanced training batches: batch size / K classes × K samples each, so every batch "
             "has positive pairs (default: random batches)."
+        },
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Processes that decode, check and compute features (datasets' num_proc): the same waveforms, "
+            "features and errors as one. Under torchrun only the processes that preprocess start them."
         },
     )
 
@@ -566,7 +574,7 @@ def check_same_arguments(path: str, arguments: dict) -> None:
 
 def check_config(config: RunConfig) -> None:
     """Refuse, before anything is written, settings that cannot work together."""
-    for name in ("max_train_samples", "max_eval_samples"):
+    for name in ("max_train_samples", "max_eval_samples", "preprocessing_num_workers"):
         value = getattr(config.data, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be at least 1 (or left out for all), got {value}")
@@ -618,13 +626,15 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
         config.model.model_name_or_path, spec, config.model.ast_max_length
     )
     features = AudioClassificationCollator(extractor, num_labels=0, extractor_kwargs=extractor_kwargs)
+    num_proc = config.data.preprocessing_num_workers
     with preprocessing_first(training):
         folds, skipped = make_folds(
             spec.load(),
             spec,
             config.data.cv_folds,
             config.data.skip_corrupt,
-            prepare_split=features.cache_split,
+            prepare_split=functools.partial(features.cache_split, num_proc=num_proc),
+            num_proc=num_proc,
         )
     if training.load_best_model_at_end and any(fold.validation is None for fold in folds):
         raise ValueError(

@@ -4,10 +4,20 @@ features on the training device. The workers record what each process decoded an
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+from datasets import load_dataset
+from transformers import ASTFeatureExtractor
+
+from hf_add.data import AudioClassificationCollator, get_spec, make_folds
+from hf_add.runs import RunConfig, check_config
+
 from .audio_fixtures import write_audiofolder
+from .test_data import BAD_CLIPS
 from .tiny import torchrun_on_cpu
 
 WORDS = ["yes", "no", "up"]
@@ -39,6 +49,7 @@ def test_torchrun_decodes_and_computes_features_once_and_every_rank_trains_on_th
     record = tmp_path / "record"
     record.mkdir()
     flags = run_flags(data, tmp_path / "run", "--per_device_train_batch_size", "4")
+    flags += ["--preprocessing_num_workers", "2"]  # started by the process that preprocesses, only
     torchrun_on_cpu(
         "tests.workers.preprocess_worker",
         str(record),
@@ -53,3 +64,52 @@ def test_torchrun_decodes_and_computes_features_once_and_every_rank_trains_on_th
     rank0, rank1 = (json.loads((record / f"data_rank{r}.json").read_text()) for r in (0, 1))
     assert rank0 == rank1  # the same features and labels, read from the same cache file
     assert rank0["rows"] == 9
+
+
+def preprocess(root: Path, cache: Path, num_proc: int | None, skip_corrupt: bool):
+    """``make_folds`` as ``hf-add train`` calls it, on a fresh cache: the folds (features cached) and skipped clips."""
+    data = load_dataset("audiofolder", data_dir=str(root), cache_dir=str(cache))
+    extractor = ASTFeatureExtractor(num_mel_bins=128, max_length=100, sampling_rate=16000)
+    features = AudioClassificationCollator(extractor, num_labels=0)
+    prepare = functools.partial(features.cache_split, num_proc=num_proc)
+    spec = get_spec(path="audiofolder", fold_column="fold")
+    return make_folds(data, spec, skip_corrupt=skip_corrupt, prepare_split=prepare, num_proc=num_proc)
+
+
+def test_preprocessing_workers_give_the_waveforms_features_and_errors_of_one_process(tmp_path):
+    extra = [
+        {"file_name": name, "label": WORDS[i % 3], "fold": 1 + i % 2, **written}
+        for i, (name, (written, _)) in enumerate(BAD_CLIPS.items())
+    ]
+    root = write_audiofolder(tmp_path / "data", WORDS, n_per_label=10, seconds=0.3, extra_rows=extra)
+    errors = {}
+    for num_proc in (None, 2):
+        with pytest.raises(ValueError, match="--skip_corrupt") as error:
+            preprocess(root, tmp_path / f"refused{num_proc}", num_proc, skip_corrupt=False)
+        errors[num_proc] = str(error.value)
+    assert errors[None] == errors[2]
+    assert all(name in errors[2] for name in BAD_CLIPS)
+    (one, skipped_one), (two, skipped_two) = (
+        preprocess(root, tmp_path / f"cache{num_proc}", num_proc, skip_corrupt=True) for num_proc in (None, 2)
+    )
+    assert skipped_one == skipped_two and len(skipped_two) == len(BAD_CLIPS)
+    assert [fold.name for fold in one] == [fold.name for fold in two]
+    for fold_one, fold_two in zip(one, two, strict=True):
+        for part in ("train", "test"):
+            a, b = getattr(fold_one, part).with_format("numpy"), getattr(fold_two, part).with_format("numpy")
+            assert len(a) == len(b) > 0
+            assert [row["path"] for row in a["audio"]] == [row["path"] for row in b["audio"]]
+            assert np.array_equal(a["labels"], b["labels"])
+            for column in ("waveform", "input_values"):  # the same bits, row for row
+                assert all(np.array_equal(x, y) for x, y in zip(a[column], b[column], strict=True))
+    two_files = {Path(f["filename"]).name for f in two[0].train.cache_files}
+    assert any("_of_00002" in name for name in two_files)  # it did run in 2 processes
+
+
+def test_preprocessing_workers_must_be_at_least_one(tmp_path):
+    config = RunConfig.from_values(
+        {"model_name_or_path": "ast-tiny", "dataset_name": "audiofolder", "output_dir": str(tmp_path),
+         "preprocessing_num_workers": 0}
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="--preprocessing_num_workers must be at least 1"):
+        check_config(config)

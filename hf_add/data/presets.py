@@ -552,6 +552,7 @@ def make_folds(
     skip_corrupt: bool = False,
     check_clips: bool = True,
     prepare_split: Callable[[Dataset], Dataset] | None = None,
+    num_proc: int | None = None,
 ) -> tuple[list[Fold], list[dict]]:
     """Split a loaded dataset into the protocol's folds; returns the folds and the clips skipped.
 
@@ -559,7 +560,7 @@ def make_folds(
     ``decode_and_check``: each split then carries its ``waveform``), and every split and fold must hold
     data of at least two classes, so that bad data stops the run before any training, not in fold 3.
     ``prepare_split`` maps each whole split before it is cut into folds (e.g. to cache its features once, not
-    once per fold).
+    once per fold). ``num_proc`` decodes and checks in that many processes (the same splits and errors).
     """
     if spec.fold_splits:
         names = list(spec.fold_splits)
@@ -587,7 +588,9 @@ def make_folds(
     skipped = []
     if check_clips:  # every split decoded first, so that one error names every unusable clip
         for split in names:
-            splits[split], unusable = find_unusable_clips(splits[split], split, spec.audio_column)
+            splits[split], unusable = find_unusable_clips(
+                splits[split], split, spec.audio_column, num_proc=num_proc
+            )
             skipped += unusable
         splits = resolve_unusable_clips(splits, skipped, skip_corrupt)
         for split in names:
