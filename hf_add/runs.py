@@ -129,6 +129,13 @@ class DataSettings:
             "features and errors as one. Under torchrun only the processes that preprocess start them."
         },
     )
+    feature_device: str | None = field(
+        default=None,
+        metadata={
+            "help": "Compute the fbank features of each batch (and SpecAugment) on this device, e.g. cuda: the "
+            "batched fbank of AST / BEATs in the collator. No loader workers; pinned memory is turned off."
+        },
+    )
 
     def spec(self) -> DatasetSpec:
         return get_spec(
@@ -406,6 +413,7 @@ def run_fold(
         mixup=augmentation.mixup,
         mixup_alpha=augmentation.mixup_alpha,
         extractor_kwargs=extractor_kwargs,
+        feature_device=feature_device(config),
     )
     # Features cached once where they can be, and only the columns the collator reads (no audio decoding).
     train = collator.prepare(_limit(fold.train, config.data.max_train_samples))
@@ -572,12 +580,48 @@ def check_same_arguments(path: str, arguments: dict) -> None:
         )
 
 
+def feature_device(config: RunConfig) -> torch.device | None:
+    """``--feature_device``: None (features on the CPU, in the loader), or the device, with the training process's
+    own index where none is given (``cuda`` is ``cuda:LOCAL_RANK`` under torchrun)."""
+    if config.data.feature_device is None:
+        return None
+    try:
+        device = torch.device(config.data.feature_device)
+    except RuntimeError as error:
+        raise ValueError(
+            f"--feature_device {config.data.feature_device!r} is not a device ({error})"
+        ) from None
+    training_device = config.training.device
+    return training_device if device.index is None and device.type == training_device.type else device
+
+
+def check_feature_device(config: RunConfig) -> None:
+    """Refuse a ``--feature_device`` that the data loader or the training device cannot work with."""
+    device = feature_device(config)
+    if device is None or device.type == "cpu":
+        return
+    flag = f"--feature_device {config.data.feature_device}"
+    if config.training.dataloader_num_workers > 0:
+        raise ValueError(
+            f"{flag} computes features in the collator, on the device, which DataLoader worker processes cannot "
+            f"use (CUDA does not work in forked processes): leave out --dataloader_num_workers "
+            f"{config.training.dataloader_num_workers} (clips are decoded once before training, so workers would "
+            "only compute features), or --feature_device."
+        )
+    if device.type != config.training.device.type:
+        raise ValueError(
+            f"{flag}, but the model trains on {config.training.device.type} (--use_cpu, or no {device.type} device "
+            f"here): give --feature_device {config.training.device.type}, or leave it out."
+        )
+
+
 def check_config(config: RunConfig) -> None:
     """Refuse, before anything is written, settings that cannot work together."""
     for name in ("max_train_samples", "max_eval_samples", "preprocessing_num_workers"):
         value = getattr(config.data, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be at least 1 (or left out for all), got {value}")
+    check_feature_device(config)
     build_losses(config.loss, config.augmentation.mixup)
     check_balanced_batches(config.data.samples_per_class, config.augmentation.mixup)
     check_model_location(config.model.model_name_or_path)
@@ -626,6 +670,11 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
         config.model.model_name_or_path, spec, config.model.ast_max_length
     )
     features = AudioClassificationCollator(extractor, num_labels=0, extractor_kwargs=extractor_kwargs)
+    if config.data.feature_device is not None and features.fbank is None:
+        raise ValueError(
+            f"--feature_device computes features with the batched fbank, which reproduces the AST and BEATs "
+            f"extractors (16 kHz) only, not this {type(extractor).__name__}; leave --feature_device out."
+        )
     num_proc = config.data.preprocessing_num_workers
     with preprocessing_first(training):
         folds, skipped = make_folds(
@@ -658,6 +707,10 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
     write_json(arguments, os.path.join(base_dir, RUN_ARGUMENTS))
     if skipped:
         write_json(skipped, os.path.join(base_dir, "skipped_clips.json"))
+    if feature_device(config) is not None and feature_device(config).type != "cpu":
+        if training.dataloader_pin_memory:
+            logger.info("Setting dataloader_pin_memory=False: batches come out of the collator on the device")
+        training.dataloader_pin_memory = False
     if training.remove_unused_columns:
         logger.info("Setting remove_unused_columns=False: the collator reads the audio column")
         training.remove_unused_columns = False

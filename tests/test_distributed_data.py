@@ -14,7 +14,7 @@ from datasets import load_dataset
 from transformers import ASTFeatureExtractor
 
 from hf_add.data import AudioClassificationCollator, get_spec, make_folds
-from hf_add.runs import RunConfig, check_config
+from hf_add.runs import RunConfig, check_config, run
 
 from .audio_fixtures import write_audiofolder
 from .test_data import BAD_CLIPS
@@ -112,4 +112,44 @@ def test_preprocessing_workers_must_be_at_least_one(tmp_path):
          "preprocessing_num_workers": 0}
     )  # fmt: skip
     with pytest.raises(ValueError, match="--preprocessing_num_workers must be at least 1"):
+        check_config(config)
+
+
+def test_features_on_the_cpu_device_train_as_the_default_path(tmp_path):
+    """``--feature_device cpu`` runs the device path (the batched fbank of each mixup batch, placed by the
+    collator): the same weights and metrics as without it."""
+    data = write_audiofolder(tmp_path / "data", WORDS, n_per_label=4, seconds=0.5)
+    results, weights = {}, {}
+    for device in (None, "cpu"):
+        values = {
+            "model_name_or_path": "ast-tiny", "ast_max_length": 100, "dataset_name": "audiofolder",
+            "data_dir": str(data), "fold_column": "fold", "cv_folds": 1, "mixup": 0.5, "freq_mask": 8,
+            "max_steps": 2, "per_device_train_batch_size": 4, "output_dir": str(tmp_path / f"run_{device}"),
+            "use_cpu": True, "report_to": "none", "save_strategy": "no", "disable_tqdm": True,
+        }  # fmt: skip
+        if device:
+            values["feature_device"] = device
+        result = run(RunConfig.from_values(values))
+        results[device] = {
+            k: v for k, v in result.folds[0].items() if "runtime" not in k and "per_second" not in k
+        }
+        weights[device] = (Path(result.model_dir()) / "model.safetensors").read_bytes()
+    assert results[None] == results["cpu"]
+    assert weights[None] == weights["cpu"]
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"feature_device": "cuda"}, "--feature_device cuda, but the model trains on cpu"),
+        ({"feature_device": "cuda", "dataloader_num_workers": 2}, "leave out --dataloader_num_workers 2"),
+        ({"feature_device": "gpu0"}, "--feature_device 'gpu0' is not a device"),
+    ],
+)
+def test_features_on_a_device_are_refused_where_they_cannot_work(tmp_path, values, message):
+    config = RunConfig.from_values(
+        {"model_name_or_path": "ast-tiny", "dataset_name": "audiofolder", "output_dir": str(tmp_path),
+         "use_cpu": True, **values}
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=message):
         check_config(config)
