@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from datasets import load_dataset
 from transformers import ASTFeatureExtractor
 
@@ -18,7 +23,7 @@ from hf_add.runs import RunConfig, check_config, run
 
 from .audio_fixtures import write_audiofolder
 from .test_data import BAD_CLIPS
-from .tiny import torchrun_on_cpu
+from .tiny import REPO_ROOT, torchrun_on_cpu
 
 WORDS = ["yes", "no", "up"]
 
@@ -153,3 +158,68 @@ def test_features_on_a_device_are_refused_where_they_cannot_work(tmp_path, value
     )  # fmt: skip
     with pytest.raises(ValueError, match=message):
         check_config(config)
+
+
+WORKER = ["-m", "tests.workers.preprocess_worker"]
+
+
+def worker_env(cache: Path) -> dict[str, str]:
+    return {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "HF_DATASETS_CACHE": str(cache)}
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """The data folder, and what one process recorded training on the global batch of 8 clips."""
+    root = tmp_path_factory.mktemp("one_process")
+    data = write_audiofolder(root / "data", WORDS, n_per_label=6, seconds=0.5)
+    record = root / "record"
+    record.mkdir()
+    flags = run_flags(data, root / "run", "--per_device_train_batch_size", "8")
+    command = [sys.executable, *WORKER, str(record), *flags]
+    result = subprocess.run(
+        command, env=worker_env(root / "cache"), cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return data, torch.load(record / "grads_rank0.pt")
+
+
+@pytest.mark.parametrize("caches", ["per node", "shared"])
+def test_two_nodes_preprocess_once_per_node_and_step_as_one_process_on_the_global_batch(
+    tmp_path, one_process, caches
+):
+    """Two launchers, ``--nnodes 2 --node_rank 0/1``, one process each, rendezvous on localhost. With a datasets
+    cache per node (local disks) each node decodes every clip once; with one shared cache, node 0 alone does."""
+    data, expected = one_process
+    record = tmp_path / "record"
+    record.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    flags = run_flags(data, tmp_path / "run", "--per_device_train_batch_size", "4")
+    launchers = []
+    for node in (0, 1):
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1"]
+        launcher += [f"--node_rank={node}", "--master_addr=127.0.0.1", f"--master_port={port}"]
+        cache = tmp_path / ("cache" if caches == "shared" else f"cache_node{node}")
+        launchers.append(
+            subprocess.Popen(
+                [*launcher, *WORKER, str(record), *flags],
+                env=worker_env(cache),
+                cwd=REPO_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    for launcher in launchers:
+        output, _ = launcher.communicate(timeout=300)
+        assert launcher.returncode == 0, output[-3000:]
+    clips = sorted(p.name for p in data.glob("*.wav"))
+    assert sorted(lines(record / "decoded_rank0.txt")) == clips
+    assert sorted(lines(record / "decoded_rank1.txt")) == (clips if caches == "per node" else [])
+    for rank in (0, 1):  # after DDP's all-reduce, every process holds the gradient of the global batch
+        step = torch.load(record / f"grads_rank{rank}.pt")
+        assert torch.equal(step["labels"], expected["labels"])
+        assert step["grads"].keys() == expected["grads"].keys()
+        for name, grad in expected["grads"].items():
+            torch.testing.assert_close(step["grads"][name], grad, rtol=1e-4, atol=1e-6, msg=name)
