@@ -152,6 +152,20 @@ class DataSettings:
             "has positive pairs (default: random batches)."
         },
     )
+    preprocessing_num_workers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Processes that decode, check and compute features (datasets' num_proc): the same waveforms, "
+            "features and errors as one. Under torchrun only the processes that preprocess start them."
+        },
+    )
+    feature_device: str | None = field(
+        default=None,
+        metadata={
+            "help": "Compute the fbank features of each batch (and SpecAugment) on this device, e.g. cuda: the "
+            "batched fbank of AST / BEATs in the collator. No loader workers; pinned memory is turned off."
+        },
+    )
 
     def spec(self) -> DatasetSpec:
         return get_spec(
@@ -540,6 +554,7 @@ def run_fold(
         mixup=augmentation.mixup,
         mixup_alpha=augmentation.mixup_alpha,
         extractor_kwargs=extractor_kwargs,
+        feature_device=feature_device(config),
     )
     # Features cached once where they can be, and only the columns the collator reads (no audio decoding).
     train = collator.prepare(_limit(fold.train, config.data.max_train_samples))
@@ -706,6 +721,41 @@ def check_same_arguments(path: str, arguments: dict) -> None:
         )
 
 
+def feature_device(config: RunConfig) -> torch.device | None:
+    """``--feature_device``: None (features on the CPU, in the loader), or the device, with the training process's
+    own index where none is given (``cuda`` is ``cuda:LOCAL_RANK`` under torchrun)."""
+    if config.data.feature_device is None:
+        return None
+    try:
+        device = torch.device(config.data.feature_device)
+    except RuntimeError as error:
+        raise ValueError(
+            f"--feature_device {config.data.feature_device!r} is not a device ({error})"
+        ) from None
+    training_device = config.training.device
+    return training_device if device.index is None and device.type == training_device.type else device
+
+
+def check_feature_device(config: RunConfig) -> None:
+    """Refuse a ``--feature_device`` that the data loader or the training device cannot work with."""
+    device = feature_device(config)
+    if device is None or device.type == "cpu":
+        return
+    flag = f"--feature_device {config.data.feature_device}"
+    if config.training.dataloader_num_workers > 0:
+        raise ValueError(
+            f"{flag} computes features in the collator, on the device, which DataLoader worker processes cannot "
+            f"use (CUDA does not work in forked processes): leave out --dataloader_num_workers "
+            f"{config.training.dataloader_num_workers} (clips are decoded once before training, so workers would "
+            "only compute features), or --feature_device."
+        )
+    if device.type != config.training.device.type:
+        raise ValueError(
+            f"{flag}, but the model trains on {config.training.device.type} (--use_cpu, or no {device.type} device "
+            f"here): give --feature_device {config.training.device.type}, or leave it out."
+        )
+
+
 def _require(flag: str, value: Any, ok: bool, allowed: str) -> None:
     if not ok:
         raise ValueError(f"--{flag} must be {allowed}, got {value!r}")
@@ -746,7 +796,7 @@ def check_config(config: RunConfig) -> None:
         config.schedule,
         config.training,
     )
-    for name in ("max_train_samples", "max_eval_samples", "cv_folds"):
+    for name in ("max_train_samples", "max_eval_samples", "cv_folds", "preprocessing_num_workers"):
         value = getattr(data, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be at least 1 (or left out for all), got {value}")
@@ -805,8 +855,27 @@ def check_config(config: RunConfig) -> None:
     _number_at_least("warmup_epochs", schedule.warmup_epochs, 0)
     decay = schedule.lr_decay
     _require("lr_decay", decay, math.isfinite(decay) and 0 < decay <= 1, "in (0, 1] (the factor per epoch)")
+    check_feature_device(config)
     build_losses(loss, mixup)
     check_model_location(config.model.model_name_or_path)
+
+
+@contextlib.contextmanager
+def preprocessing_first(training: TrainingArguments):
+    """Load, decode, check and compute features once per machine, not once per process.
+
+    Process 0 goes first, alone, and fills the datasets cache. Then the first process of each other node: where
+    the cache is shared with node 0 (a shared file system), datasets finds process 0's files by their
+    fingerprints and reads them, writing nothing; where each node has its own cache, it fills its node's. The
+    other processes go last and read their node's cache. So no two processes ever write a cache file at the
+    same time, whether or not the nodes share a disk. Every process takes the same two barriers, also when
+    preprocessing fails: the others then meet the same error reading the cache.
+    """
+    with (
+        training.main_process_first(local=False, desc="preprocessing"),
+        training.main_process_first(local=True, desc="preprocessing"),
+    ):
+        yield
 
 
 def run(config: RunConfig, trainer_class: Callable[..., ADDTrainer] = ADDTrainer) -> RunResult:
@@ -1016,18 +1085,26 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
         extractor, extractor_kwargs = load_feature_extractor(
             config.model.model_name_or_path, spec, length.frames
         )
-        fitted["features"] = AudioClassificationCollator(
+        features = fitted["features"] = AudioClassificationCollator(
             extractor, num_labels=0, extractor_kwargs=extractor_kwargs
         )
+        if config.data.feature_device is not None and features.fbank is None:
+            raise ValueError(
+                f"--feature_device computes features with the batched fbank, which reproduces the AST and BEATs "
+                f"extractors (16 kHz) only, not this {type(extractor).__name__}; leave --feature_device out."
+            )
 
-    folds, skipped = make_folds(
-        spec.load(),
-        spec,
-        config.data.cv_folds,
-        config.data.skip_corrupt,
-        prepare_split=lambda dataset: fitted["features"].cache_split(dataset),
-        measure_splits=measure,
-    )
+    num_proc = config.data.preprocessing_num_workers
+    with preprocessing_first(training):
+        folds, skipped = make_folds(
+            spec.load(),
+            spec,
+            config.data.cv_folds,
+            config.data.skip_corrupt,
+            prepare_split=lambda dataset: fitted["features"].cache_split(dataset, num_proc=num_proc),
+            measure_splits=measure,
+            num_proc=num_proc,
+        )
     length = fitted["length"]
     fold_config = replace(config, model=replace(config.model, ast_max_length=length.frames))
     logger.info(describe_run_start(config, spec, folds, skipped, length, fitted["split_sizes"]))
@@ -1053,6 +1130,10 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
     write_json(arguments, os.path.join(base_dir, RUN_ARGUMENTS))
     if skipped:
         write_json(skipped, os.path.join(base_dir, "skipped_clips.json"))
+    if feature_device(config) is not None and feature_device(config).type != "cpu":
+        if training.dataloader_pin_memory:
+            logger.info("Setting dataloader_pin_memory=False: batches come out of the collator on the device")
+        training.dataloader_pin_memory = False
     if training.remove_unused_columns:
         logger.info("Setting remove_unused_columns=False: the collator reads the audio column")
         training.remove_unused_columns = False

@@ -100,15 +100,15 @@ def batch_of(rows: list[dict]) -> dict[str, torch.Tensor]:
     return {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
 
 
-def torchrun_on_cpu(module: str, *args: str) -> None:
+def torchrun_on_cpu(module: str, *args: str, env: dict[str, str] | None = None) -> None:
     """``python -m torch.distributed.run --nproc_per_node=2 -m MODULE ARGS`` on the CPU (gloo), from the
-    repository root; fails with the workers' stderr."""
+    repository root, with ``env`` added to the environment; fails with the workers' stderr."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
                f"--master_port={port}", "-m", module, *args]  # fmt: skip
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", **(env or {})}
     result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 

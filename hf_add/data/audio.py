@@ -15,8 +15,10 @@ memory-mapped, not held in RAM).
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
+import torch
 from datasets import Audio, Dataset, Features, List, Value
 
 SAMPLING_RATE = 16000
@@ -25,9 +27,19 @@ MIN_SAMPLES = 400
 WAVEFORM_COLUMN = "waveform"
 
 logger = logging.getLogger(__name__)
+_IMPORTED_IN = os.getpid()
+
+
+def one_thread_if_forked() -> None:
+    """One torch thread in a process forked from the one that imported this module (datasets' ``num_proc``
+    workers), as DataLoader workers do: the parent's OpenMP threads do not exist in the child, and torch's
+    first parallel op there waits for them forever; and N workers x N threads would oversubscribe the cores."""
+    if os.getpid() != _IMPORTED_IN and torch.get_num_threads() > 1:
+        torch.set_num_threads(1)
 
 
 def _decode_batch(batch: dict, audio_column: str, min_samples: int) -> dict:
+    one_thread_if_forked()
     decoder = Audio(sampling_rate=SAMPLING_RATE, num_channels=1)
     waveforms, problems = [], []
     for value in batch[audio_column]:
@@ -60,22 +72,32 @@ def decode_and_check(
     audio_column: str = "audio",
     skip_corrupt: bool = False,
     min_samples: int = MIN_SAMPLES,
+    num_proc: int | None = None,
 ) -> tuple[Dataset, list[dict]]:
     """The split with a ``waveform`` column (16 kHz mono float32), and the clips skipped.
 
     A bad clip raises a ValueError naming every bad clip of the split (row and file) and the fix, unless
     ``skip_corrupt``: then the clips are dropped and returned as ``{"split", "row", "file", "problem"}``.
     The audio column is kept undecoded (its path and bytes), so reading a row never decodes again.
+    ``num_proc`` decodes in that many processes (datasets' ``map``): the same waveforms and the same errors.
     """
-    decoded, unusable = find_unusable_clips(dataset, split, audio_column, min_samples)
+    decoded, unusable = find_unusable_clips(dataset, split, audio_column, min_samples, num_proc)
     return resolve_unusable_clips({split: decoded}, unusable, skip_corrupt)[split], unusable
 
 
 def find_unusable_clips(
-    dataset: Dataset, split: str, audio_column: str = "audio", min_samples: int = MIN_SAMPLES
+    dataset: Dataset,
+    split: str,
+    audio_column: str = "audio",
+    min_samples: int = MIN_SAMPLES,
+    num_proc: int | None = None,
 ) -> tuple[Dataset, list[dict]]:
-    """Decode every clip once: the split with its ``waveform`` column (an unusable clip's is empty), and
-    the unusable clips as ``{"split", "row", "file", "problem"}``."""
+    """Decode every clip once (in ``num_proc`` processes if given): the split with its ``waveform`` column (an
+    unusable clip's is empty), and the unusable clips as ``{"split", "row", "file", "problem"}``.
+
+    Each process decodes a contiguous shard and datasets joins them in order, so rows, waveforms and the clips
+    named are those of one process; the fingerprint does not depend on ``num_proc``, so either reads the
+    other's cache."""
     if audio_column not in dataset.column_names:
         raise ValueError(
             f"split {split!r} has no audio column {audio_column!r}; its columns are {dataset.column_names}"
@@ -91,6 +113,7 @@ def find_unusable_clips(
         writer_batch_size=64,  # a batch of 10 s clips is 40 MB: keep the writer's buffer small
         fn_kwargs={"audio_column": audio_column, "min_samples": min_samples},
         features=features,
+        num_proc=num_proc,
         desc=f"decoding and checking the {split} clips",
     )
     problems = np.asarray(decoded["_audio_problem"])

@@ -84,16 +84,16 @@ class AudioClassificationCollator:
         """Whether a clip's features are computed once into the dataset (fixed-length AST inputs)."""
         return self.cache_features and self.fbank is not None and self.fbank.per_clip
 
-    def cache_split(self, dataset):
-        """``dataset`` (all columns kept) with its features cached where they can be. Applied to a whole split
-        before it is cut into folds, every fold's ``prepare`` reuses that one cache; features made with
-        another configuration are replaced."""
+    def cache_split(self, dataset, num_proc: int | None = None):
+        """``dataset`` (all columns kept) with its features cached where they can be (in ``num_proc``
+        processes if given). Applied to a whole split before it is cut into folds, every fold's ``prepare``
+        reuses that one cache; features made with another configuration are replaced."""
         if not self.caches_features or self.waveform_column not in dataset.column_names:
             return dataset
         if has_cached_features(dataset, self.fbank):
             return dataset
         stale = [c for c in (FEATURES_COLUMN, FEATURES_KEY_COLUMN) if c in dataset.column_names]
-        return cache_features(dataset.remove_columns(stale), self.fbank, self.waveform_column)
+        return cache_features(dataset.remove_columns(stale), self.fbank, self.waveform_column, num_proc)
 
     def prepare(self, dataset, with_labels: bool = True):
         """``dataset`` as the Trainer should index it: with the features cache (``cache_features``, once per

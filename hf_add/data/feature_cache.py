@@ -21,7 +21,7 @@ import json
 import numpy as np
 from datasets import Dataset, Features, List, Value
 
-from hf_add.data.audio import WAVEFORM_COLUMN
+from hf_add.data.audio import WAVEFORM_COLUMN, one_thread_if_forked
 from hf_add.data.fbank import BatchedFbank
 
 FEATURES_COLUMN = "input_values"
@@ -45,6 +45,7 @@ def has_cached_features(dataset: Dataset, fbank: BatchedFbank) -> bool:
 
 
 def _features_batch(waveforms: list, config: dict, version: int, key: str) -> dict:
+    one_thread_if_forked()
     features = BatchedFbank(**config)([np.asarray(w, dtype=np.float32) for w in waveforms])
     return {
         FEATURES_COLUMN: features["input_values"].flatten(1).numpy(),
@@ -52,9 +53,14 @@ def _features_batch(waveforms: list, config: dict, version: int, key: str) -> di
     }
 
 
-def cache_features(dataset: Dataset, fbank: BatchedFbank, waveform_column: str = WAVEFORM_COLUMN) -> Dataset:
+def cache_features(
+    dataset: Dataset,
+    fbank: BatchedFbank,
+    waveform_column: str = WAVEFORM_COLUMN,
+    num_proc: int | None = None,
+) -> Dataset:
     """``dataset`` with an ``input_values`` column: ``fbank``'s features of each clip's waveform, flattened
-    (frames x mel bins)."""
+    (frames x mel bins), computed in ``num_proc`` processes if given (the same bits: see ``MIN_GEMM_ROWS``)."""
     if not fbank.per_clip:
         raise ValueError(
             f"{fbank.kind} features depend on the batch (padding to its longest clip): they cannot be cached"
@@ -81,5 +87,6 @@ def cache_features(dataset: Dataset, fbank: BatchedFbank, waveform_column: str =
         writer_batch_size=64,
         fn_kwargs={"config": fbank.config, "version": FEATURES_VERSION, "key": features_key(fbank)},
         features=features,
+        num_proc=num_proc,
         desc="computing features (once)",
     )

@@ -553,6 +553,7 @@ def make_folds(
     check_clips: bool = True,
     prepare_split: Callable[[Dataset], Dataset] | None = None,
     measure_splits: Callable[[dict[str, Dataset]], None] | None = None,
+    num_proc: int | None = None,
 ) -> tuple[list[Fold], list[dict]]:
     """Split a loaded dataset into the protocol's folds; returns the folds and the clips skipped.
 
@@ -561,7 +562,8 @@ def make_folds(
     data of at least two classes, so that bad data stops the run before any training, not in fold 3.
     ``prepare_split`` maps each whole split before it is cut into folds (e.g. to cache its features once, not
     once per fold). ``measure_splits`` sees every checked split first (e.g. to fit the input length to the
-    clips, which ``prepare_split``'s features then use).
+    clips, which ``prepare_split``'s features then use). ``num_proc`` decodes and checks in that many
+    processes (the same splits and errors).
     """
     if spec.fold_splits:
         names = list(spec.fold_splits)
@@ -589,7 +591,9 @@ def make_folds(
     skipped = []
     if check_clips:  # every split decoded first, so that one error names every unusable clip
         for split in names:
-            splits[split], unusable = find_unusable_clips(splits[split], split, spec.audio_column)
+            splits[split], unusable = find_unusable_clips(
+                splits[split], split, spec.audio_column, num_proc=num_proc
+            )
             skipped += unusable
         splits = resolve_unusable_clips(splits, skipped, skip_corrupt)
         for split in names:
