@@ -1052,10 +1052,15 @@ def describe_run_start(config, spec, folds, skipped, length, split_sizes) -> str
 
 
 def _class_counts(dataset, num_classes: int) -> list[int]:
-    labels = np.asarray(dataset["labels"]) if "labels" in dataset.column_names else None
-    if labels is None or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        return []  # multi-hot rows: no single class per clip
-    return np.bincount(labels, minlength=num_classes).tolist()
+    """Clips per class; with multi-label data, the clips that carry each class."""
+    if "labels" not in dataset.column_names:
+        return []
+    if not is_multi_label(dataset):
+        return np.bincount(np.asarray(dataset["labels"]), minlength=num_classes).tolist()
+    counts = np.zeros(num_classes, dtype=int)
+    for ids in dataset["labels"]:
+        counts[ids] += 1
+    return counts.tolist()
 
 
 def describe_run_end(base_dir: str, fold_names: list[str]) -> str:
