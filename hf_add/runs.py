@@ -45,6 +45,8 @@ from hf_add.embedding_metrics import REPORTED_METRICS
 from hf_add.files import finite_or_null, write_json
 from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
+from hf_add.losses.add import SOFT_MU_FORMS
+from hf_add.losses.registry import CLASSIFICATION_LOSS_NAMES, TABLE2_LOSS_NAMES
 from hf_add.models.loading import (
     NAMED_CONFIGS,
     check_model_location,
@@ -476,8 +478,9 @@ class RunResult:
 
 def build_losses(loss: LossSettings, mixup: float = 0.0):
     """(embedding_loss, classification_loss) for ADDTrainer."""
-    if loss.loss not in ("ce", "focal", "opl", "add"):
-        raise ValueError(f"--loss must be ce, focal, opl or add, got {loss.loss!r}")
+    if loss.loss not in TABLE2_LOSS_NAMES:
+        names = f"{', '.join(TABLE2_LOSS_NAMES[:-1])} or {TABLE2_LOSS_NAMES[-1]}"
+        raise ValueError(f"--loss must be {names}, got {loss.loss!r}")
     if loss.loss in ("focal", "opl") and mixup > 0:
         raise ValueError(f"--loss {loss.loss} needs class ids, but --mixup {mixup} makes soft labels")
     if len(loss.add_lambdas) != 4:
@@ -802,8 +805,8 @@ def check_config(config: RunConfig) -> None:
             raise ValueError(f"--{name} must be at least 1 (or left out for all), got {value}")
     # the loss and its weights (the loss's name: build_losses, below)
     if loss.classification_loss is not None:  # None: ADDTrainer's default (ce, or bce for multi-label data)
-        _one_of("classification_loss", loss.classification_loss, ("ce", "bce"))
-    _one_of("add_soft_mu", loss.add_soft_mu, ("paper", "per_set"))
+        _one_of("classification_loss", loss.classification_loss, CLASSIFICATION_LOSS_NAMES)
+    _one_of("add_soft_mu", loss.add_soft_mu, SOFT_MU_FORMS)
     if len(loss.add_lambdas) != 4:
         raise ValueError(f"--add_lambdas takes 4 numbers (μp σp μn σn), got {loss.add_lambdas}")
     for value in loss.add_lambdas:

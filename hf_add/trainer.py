@@ -21,6 +21,7 @@ from hf_add.embedding_metrics import reported_embedding_metrics
 from hf_add.files import atomic_write, give_usual_modes, write_json
 from hf_add.geometry import embedding_geometry
 from hf_add.losses import EmbeddingLoss, FocalLoss, build_classification_loss, build_loss, describe_loss
+from hf_add.losses.normalization import full_precision
 from hf_add.losses.pair_moments import count_positive_pairs
 from hf_add.losses.validation import check_label_rows
 from hf_add.model_card import (
@@ -286,7 +287,7 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         components = {"classification_loss": classification * batch.mean_weight}
         loss, embedding = components["classification_loss"], None
         if self.embedding_loss is not None:
-            with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            with full_precision(embeddings.device):
                 stats = self.embedding_loss.statistics(
                     batch.embeddings, batch.labels, num_classes=logits.shape[-1]
                 )

@@ -5,10 +5,10 @@ Every embedding loss derives from ``EmbeddingLoss``; write your own by subclassi
 
 from hf_add.losses.add import ADDLoss, add_statistics
 from hf_add.losses.base import EmbeddingLoss
-from hf_add.losses.classification import CrossEntropy, SoftTargetBCEWithLogits, build_classification_loss
+from hf_add.losses.classification import CrossEntropy, SoftTargetBCEWithLogits
 from hf_add.losses.focal import FocalLoss
 from hf_add.losses.opl import OrthogonalProjectionLoss
-from hf_add.losses.registry import build_loss, describe_loss
+from hf_add.losses.registry import build_classification_loss, build_loss, describe_loss
 
 __all__ = [
     "ADDLoss",

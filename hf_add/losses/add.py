@@ -8,7 +8,7 @@ import operator
 import torch
 
 from hf_add.losses.base import EmbeddingLoss
-from hf_add.losses.normalization import checked_float_embeddings, scale_safe_unit
+from hf_add.losses.normalization import checked_float_embeddings, full_precision, scale_safe_unit
 from hf_add.losses.pair_moments import SOFT_POSITIVE_THRESHOLD, PairMoments, pair_sets, unit_label_vectors
 
 ADD_CITATION = """@inproceedings{almudevar2025add,
@@ -56,9 +56,8 @@ def add_statistics(
         >>> sorted(stats)
         ['mu_n', 'mu_p', 'num_negative_pairs', 'num_positive_pairs', 'sigma_n', 'sigma_p']
     """
-    if soft_mu not in SOFT_MU_FORMS:
-        raise ValueError(f"soft_mu must be one of {SOFT_MU_FORMS}, got {soft_mu!r}")
-    with torch.autocast(device_type=embeddings.device.type, enabled=False):
+    check_soft_mu(soft_mu)
+    with full_precision(embeddings.device):
         z, maxima, soft = checked_float_embeddings(embeddings, labels, num_classes, validate)
         if soft:
             y = labels.to(z.dtype)
@@ -81,6 +80,12 @@ def add_statistics(
 
 
 SOFT_MU_FORMS = ("paper", "per_set")
+
+
+def check_soft_mu(value: str) -> str:
+    if value not in SOFT_MU_FORMS:
+        raise ValueError(f"soft_mu must be one of {SOFT_MU_FORMS}, got {value!r}")
+    return value
 
 
 def _per_set_soft_mu(z, maxima, unit_labels, eps) -> torch.Tensor:
@@ -159,9 +164,7 @@ class ADDLoss(EmbeddingLoss):
         soft_mu: str = "paper",
     ):
         super().__init__(eps=eps, validate=validate)
-        if soft_mu not in SOFT_MU_FORMS:
-            raise ValueError(f"soft_mu must be one of {SOFT_MU_FORMS}, got {soft_mu!r}")
-        self.soft_mu = soft_mu
+        self.soft_mu = check_soft_mu(soft_mu)
         self.lambda_mu_p = self.check_weight("lambda_mu_p", lambda_mu_p)
         self.lambda_sigma_p = self.check_weight("lambda_sigma_p", lambda_sigma_p)
         self.lambda_mu_n = self.check_weight("lambda_mu_n", lambda_mu_n)

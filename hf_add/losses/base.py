@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from hf_add.losses.normalization import normalized_inputs
+from hf_add.losses.normalization import full_precision, normalized_inputs
 from hf_add.losses.validation import check_weight
 
 
@@ -83,7 +83,7 @@ class EmbeddingLoss(nn.Module):
     def forward(
         self, embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
     ) -> torch.Tensor:
-        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+        with full_precision(embeddings.device):
             return self.loss_from_statistics(self.statistics(embeddings, labels, num_classes))
 
     def extra_repr(self) -> str:

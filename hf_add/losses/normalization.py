@@ -9,9 +9,17 @@ unless the row is all zero: such a row gives ẑ = 0 with a finite gradient.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from hf_add.losses.validation import check_shapes, check_values
+
+
+def full_precision(device: torch.device | str) -> contextlib.AbstractContextManager:
+    """The one rule for every pair statistic: autocast off, so they never run in half precision (bf16's
+    ε ≈ 0.008 quantises d = 1 - cos badly; F.normalize's ε underflows in fp16)."""
+    return torch.autocast(device_type=torch.device(device).type, enabled=False)
 
 
 def row_maxima(z: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from hf_add.losses.base import EmbeddingLoss
+from hf_add.losses.normalization import full_precision
 from hf_add.losses.pair_moments import pair_sets
 
 OPL_CITATION = """@inproceedings{ranasinghe2021orthogonal,
@@ -56,7 +57,7 @@ class OrthogonalProjectionLoss(EmbeddingLoss):
                 "OrthogonalProjectionLoss needs class ids of shape (batch_size,); it has no soft-label "
                 "form (use ADDLoss for mixup targets)"
             )
-        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+        with full_precision(embeddings.device):
             cosine = unit @ unit.T
             positives, negatives = pair_sets(None, labels, unit.shape[0], unit.device)
             num_positive = positives.sum(dtype=cosine.dtype)

@@ -72,18 +72,8 @@ def _symmetric_gram(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _set_weights(gram_labels, class_ids, batch_size, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
     """The two pair sets of ``pair_sets`` as flattened 0/1 matrices of ``dtype``: set sums are dot products."""
-    if class_ids is None:
-        first = (1.0 - gram_labels < SOFT_POSITIVE_THRESHOLD).to(dtype)
-        # All ordered pairs of labelled rows: a row of zeros (no label, multi-label data) has a zero unit
-        # label vector, so its diagonal entry is 0 and it is left out of both sets.
-        labelled = gram_labels.diagonal() > 0.5
-        second = (labelled.unsqueeze(1) & labelled.unsqueeze(0)).to(dtype)
-        second.diagonal().zero_()
-    else:
-        first = (class_ids.unsqueeze(1) == class_ids.unsqueeze(0)).to(dtype)
-        second = 1.0 - first
-    first.diagonal().zero_()
-    return first.view(-1), second.view(-1)
+    first, second = pair_sets(gram_labels, class_ids, batch_size, device)
+    return first.to(dtype).view(-1), second.to(dtype).view(-1)
 
 
 def _moments(values: torch.Tensor, weights: torch.Tensor, with_std: bool):

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from transformers import HfArgumentParser
 
 from hf_add.files import write_json
+from hf_add.losses.registry import TABLE2_LOSS_NAMES
 from hf_add.runs import RunConfig, run
 
 HELP = "one cell of the paper's Table 2 (dataset x model x loss, several seeds)"
@@ -31,7 +32,7 @@ HELP = "one cell of the paper's Table 2 (dataset x model x loss, several seeds)"
 AST_CHECKPOINT = "MIT/ast-finetuned-audioset-10-10-0.4593"
 DATASETS = ("esc50", "ks2", "er")
 MODELS = ("ast", "beats")
-LOSSES = ("ce", "focal", "opl", "add")
+LOSSES = TABLE2_LOSS_NAMES
 CELLS = [
     (d, m, loss)
     for d in DATASETS
