@@ -20,7 +20,6 @@ its ``results.json``)::
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from collections.abc import Mapping
@@ -34,13 +33,10 @@ from hf_add.files import atomic_write
 from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses.add import ADD_CITATION
 from hf_add.losses.registry import loss_citation, loss_tag
+from hf_add.saved_configuration import CONFIG_KEY, load_config
 
 # Package data (pyproject: tool.setuptools.package-data), so a wheel renders cards too.
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card.md"
-# Key under which ADDTrainer stores the loss configuration in the model's config.json (every checkpoint).
-CONFIG_KEY = "hf_add_training"
-# The same configuration as a file of its own beside a PEFT adapter, which is saved without a config.json.
-TRAINING_FILE = "hf_add_training.json"
 LAMBDA_SYMBOLS = {
     "lambda_mu_p": "λ_μp",
     "lambda_sigma_p": "λ_σp",
@@ -75,18 +71,24 @@ def training_hyperparameters(args, **extra: Any) -> dict[str, Any]:
     return {k: v for k, v in {**rows, **extra}.items() if v is not None}
 
 
+def card_results(metrics: dict, prefix: str = "", protocol: str | None = None) -> dict:
+    """The card's ``results`` from one evaluation's metrics (keys ``{prefix}accuracy``, ...): the accuracy
+    (None for multi-label models, which report mAP) and the geometry summaries."""
+    return {
+        "accuracy": metrics.get(f"{prefix}accuracy"),
+        "geometry": {
+            name: metrics[f"{prefix}{name}"] for name in GEOMETRY_SUMMARIES if f"{prefix}{name}" in metrics
+        },
+        "protocol": protocol,
+    }
+
+
 def results_from_log_history(log_history: list[dict]) -> dict | None:
     """``results`` of the last evaluation in a Trainer's ``state.log_history`` (None before any)."""
     evaluation = next((logs for logs in reversed(log_history) if "eval_accuracy" in logs), None)
     if evaluation is None:
         return None
-    return {
-        "accuracy": evaluation["eval_accuracy"],
-        "geometry": {
-            name: evaluation[f"eval_{name}"] for name in GEOMETRY_SUMMARIES if f"eval_{name}" in evaluation
-        },
-        "protocol": "single run, last evaluation of this trainer",
-    }
+    return card_results(evaluation, "eval_", "single run, last evaluation of this trainer")
 
 
 def build_model_card(
@@ -110,7 +112,7 @@ def build_model_card(
     ``results`` follows the format in this module's docstring; ``protocol`` overrides ``results["protocol"]``.
     ``dataset_id`` is the Hub dataset id (front matter ``datasets``); ``dataset_name`` its display name.
     """
-    config = _load_config(model_dir_or_config)
+    config = load_config(model_dir_or_config)
     training = config.get(CONFIG_KEY) or {}
     if hyperparameters is not None and not isinstance(hyperparameters, Mapping):
         hyperparameters = training_hyperparameters(hyperparameters)
@@ -187,37 +189,6 @@ def save_model_card(output_dir: str | os.PathLike, model_dir_or_config=None, **k
     with atomic_write(os.path.join(output_dir, "README.md"), encoding="utf-8") as f:
         f.write(str(card))
     return card
-
-
-def saved_training_configuration(directory: str | os.PathLike) -> dict | None:
-    """The loss configuration saved in a model or checkpoint directory (config.json, or the file beside
-    a PEFT adapter); None when there is none."""
-    try:
-        return _load_config(directory).get(CONFIG_KEY)
-    except FileNotFoundError:
-        return None
-
-
-def _load_config(model_dir_or_config) -> dict:
-    if isinstance(model_dir_or_config, Mapping):
-        return dict(model_dir_or_config)
-    if hasattr(model_dir_or_config, "to_dict"):
-        return model_dir_or_config.to_dict()
-    path = Path(model_dir_or_config)
-    if path.is_dir() and not (path / "config.json").is_file() and (path / TRAINING_FILE).is_file():
-        return _adapter_config(path)
-    path = path / "config.json" if path.is_dir() else path
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _adapter_config(directory: Path) -> dict:
-    """What a card needs from a PEFT adapter directory: the loss configuration and the base model."""
-    config = {CONFIG_KEY: json.loads((directory / TRAINING_FILE).read_text(encoding="utf-8"))}
-    adapter_config = directory / "adapter_config.json"
-    if adapter_config.is_file():
-        config["_name_or_path"] = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
-    return config
 
 
 def _hub_id(name: str | None) -> str | None:

@@ -47,6 +47,7 @@ from hf_add.geometry import GEOMETRY_SUMMARIES
 from hf_add.losses import ADDLoss, FocalLoss, OrthogonalProjectionLoss
 from hf_add.losses.add import SOFT_MU_FORMS
 from hf_add.losses.registry import CLASSIFICATION_LOSS_NAMES, TABLE2_LOSS_NAMES
+from hf_add.model_card import card_results
 from hf_add.models.loading import (
     NAMED_CONFIGS,
     check_model_location,
@@ -592,11 +593,9 @@ def run_fold(
         else model_settings.model_name_or_path,
         dataset_tags=dataset_id,
         dataset=dataset_name,
-        results={
-            "accuracy": metrics.get("accuracy"),  # none for multi-label models: their mAP is in results.json
-            "geometry": {name: metrics[name] for name in GEOMETRY_SUMMARIES if name in metrics},
-            "protocol": f"test split {fold.name!r}" + (f": {spec.test_set}" if spec.test_set else ""),
-        },
+        results=card_results(
+            metrics, protocol=f"test split {fold.name!r}" + (f": {spec.test_set}" if spec.test_set else "")
+        ),
         hyperparameters={
             "optimizer": schedule.optimizer,
             "lr_scheduler": None,  # Trainer's own schedule is not used: the recipe's is stated instead

@@ -24,14 +24,8 @@ from hf_add.losses import EmbeddingLoss, FocalLoss, build_classification_loss, b
 from hf_add.losses.normalization import full_precision
 from hf_add.losses.pair_moments import count_positive_pairs
 from hf_add.losses.validation import check_label_rows
-from hf_add.model_card import (
-    CONFIG_KEY,
-    TRAINING_FILE,
-    results_from_log_history,
-    save_model_card,
-    saved_training_configuration,
-    training_hyperparameters,
-)
+from hf_add.model_card import results_from_log_history, save_model_card, training_hyperparameters
+from hf_add.saved_configuration import CONFIG_KEY, TRAINING_FILE, saved_training_configuration
 
 logger = logging.get_logger(__name__)
 
