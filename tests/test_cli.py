@@ -34,31 +34,8 @@ def test_help_lists_every_command(capsys):
     assert "unknown command 'fly'" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """`hf-add train` on 3 words x 6 tone clips with 2-fold CV; returns (data_dir, output_dir, results)."""
-    root = tmp_path_factory.mktemp("cli")
-    data = write_audiofolder(root / "data", ["yes", "no", "up"], n_per_label=6, sample_rates=(16000, 44100))
-    output = root / "run"
-    argv = ["train", "--model_name_or_path", "ast-tiny", "--ast_max_length", "100"]
-    argv += ["--dataset_name", "audiofolder", "--data_dir", str(data), "--fold_column", "fold"]
-    argv += [
-        "--loss",
-        "add",
-        "--max_steps",
-        "3",
-        "--per_device_train_batch_size",
-        "6",
-        "--output_dir",
-        str(output),
-    ]
-    argv += ["--report_to", "none", "--save_strategy", "no", "--use_cpu", "true", "--disable_tqdm", "true"]
-    assert main(argv) == 0
-    return data, output, json.loads((output / "results.json").read_text())
-
-
-def test_train_runs_the_folds_and_saves_models_with_cards(trained):
-    _, output, results = trained
+def test_train_runs_the_folds_and_saves_models_with_cards(trained_run):
+    output, results = trained_run.output, trained_run.results
     assert [fold["fold"] for fold in results["folds"]] == ["fold1", "fold2"]
     assert 0.0 <= results["mean"]["accuracy"] <= 1.0
     for fold in ("fold1", "fold2"):
@@ -67,14 +44,14 @@ def test_train_runs_the_folds_and_saves_models_with_cards(trained):
         }
 
 
-def test_evaluate_writes_accuracy_geometry_and_heatmap(trained, tmp_path, capsys):
-    data, output, results = trained
+def test_evaluate_writes_accuracy_geometry_and_heatmap(trained_run, tmp_path, capsys):
+    data, output, results = trained_run.data, trained_run.output, trained_run.results
     report, heatmap = tmp_path / "eval.json", tmp_path / "geometry.png"
     argv = ["evaluate", str(output / "fold1"), "--data_dir", str(data), "--split", "train"]
     argv += ["--fold_column", "fold", "--fold", "1"]  # the model's held-out fold only
     assert main([*argv, "--output", str(report), "--heatmap", str(heatmap)]) == 0
     evaluation = json.loads(report.read_text())
-    assert evaluation["num_samples"] == 9 and evaluation["class_names"] == ["no", "up", "yes"]
+    assert evaluation["num_samples"] == 12 and evaluation["class_names"] == ["no", "up", "yes"]
     assert evaluation["accuracy"] == results["folds"][0]["accuracy"]  # what training measured on fold 1
     assert 0.0 <= evaluation["accuracy"] <= 1.0
     assert len(evaluation["mean_distance"]) == 3 and set(evaluation["geometry"]) >= {
@@ -85,8 +62,8 @@ def test_evaluate_writes_accuracy_geometry_and_heatmap(trained, tmp_path, capsys
     assert f"accuracy {100 * evaluation['accuracy']:.2f}%" in capsys.readouterr().out
 
 
-def test_evaluate_refuses_labels_the_model_does_not_know(trained, tmp_path):
-    _, output, _ = trained
+def test_evaluate_refuses_labels_the_model_does_not_know(trained_run, tmp_path):
+    output = trained_run.output
     other = write_audiofolder(tmp_path / "other", ["yes", "maybe"], n_per_label=2)
     with pytest.raises(ValueError, match=r"labels \['maybe'\].*not among the model's classes"):
         main(["evaluate", str(output / "fold1"), "--data_dir", str(other), "--split", "train"])

@@ -6,10 +6,8 @@ import json
 
 import pytest
 import torch
-from datasets import load_dataset
 
 from hf_add.cli import main
-from hf_add.commands import train
 from hf_add.evaluation import evaluate_model
 from hf_add.geometry import GEOMETRY_SUMMARIES
 
@@ -17,22 +15,9 @@ from .audio_fixtures import write_audiofolder
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """ast-tiny trained 20 steps on 3 words (16 and 44.1 kHz, mono and stereo clips), fold 1 as test."""
-    root = tmp_path_factory.mktemp("evaluation")
-    data = write_audiofolder(
-        root / "data", ["yes", "no", "up"], n_per_label=8, sample_rates=(16000, 44100), channels=(1, 2)
-    )
-    output = root / "run"
-    argv = ["--model_name_or_path", "ast-tiny", "--ast_max_length", "64", "--dataset_name", "audiofolder"]
-    argv += ["--data_dir", str(data), "--fold_column", "fold", "--cv_folds", "1", "--loss", "ce"]
-    argv += ["--max_steps", "20", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "5"]
-    argv += ["--learning_rate", "3e-3", "--output_dir", str(output), "--report_to", "none"]
-    argv += ["--save_strategy", "no", "--use_cpu", "true", "--disable_tqdm", "true"]
-    results = train.main(argv)
-    test = load_dataset("audiofolder", data_dir=str(data), split="train")
-    test = test.filter(lambda fold: fold == 1, input_columns="fold")
-    return data, output / results["folds"][0]["fold"], results["folds"][0], test
+def trained(trained_run):
+    """(data, fold 1's model, its results, its test rows) of the session's trained run."""
+    return trained_run.data, trained_run.model(1), trained_run.results["folds"][0], trained_run.fold_rows(1)
 
 
 @pytest.mark.parametrize("batch_size", [1, 7])
