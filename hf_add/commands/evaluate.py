@@ -106,7 +106,7 @@ def print_results(results: dict) -> None:
     if "open_set" in results:
         open_set = results["open_set"]
         print(
-            f"open set: {open_set['num_unknown']} clips of {len(open_set['unknown_classes'])} unknown classes"
+            f"open set: {open_set['num_unknown']} clip(s) of {len(open_set['unknown_classes'])} unknown class(es)"
         )
         for score in ("cosine", "mahalanobis"):
             print(_line(f"{score} AUROC", open_set[score]["auroc"]))
