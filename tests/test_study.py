@@ -217,8 +217,16 @@ def test_soft_rows_are_also_paired_with_ce_under_the_same_mixup(tmp_path):
         for row, values in accuracies.items()
         for seed, value in enumerate(values)
     ]
-    assert study.mixup_baseline("ADD soft, mixup 0.2") == "CE, mixup 0.2"
-    assert study.mixup_baseline("CE, mixup 0.2") is None and study.mixup_baseline("ADD λ={1,1,1,1}") is None
+    assert study.matching_baseline("ADD soft, mixup 0.2") == "CE, mixup 0.2"
+    assert (
+        study.matching_baseline("CE, mixup 0.2") is None
+        and study.matching_baseline("ADD λ={1,1,1,1}") is None
+    )
+    assert (
+        study.matching_baseline("ADD λ={1,1,1,1}, batch 8 × 4 accumulated") == "CE, batch 8 × 4 accumulated"
+    )
+    assert study.matching_baseline("ADD λ={1,1,1,1}, class-balanced K=4") == "CE, class-balanced K=4"
+    assert study.matching_baseline("ADD λ={1,1,1,1}×2") is None
     comparison = study.paired(runs)
     assert "| ADD soft, mixup 0.2 | CE | 2 | -6.00 |" in comparison  # (-5 - 7) / 2
     assert "| ADD soft, mixup 0.2 | CE, mixup 0.2 | 2 | +3.00 |" in comparison  # (+5 + 1) / 2
@@ -257,9 +265,52 @@ def test_open_set_training_data_leaves_out_the_last_words_by_hard_links(tmp_path
     (data / "metadata.csv").write_text("\n".join(metadata) + "\n")
     known = study.Recipe(data_dir=str(data), unknown_words=1)
     assert study.unknown_words(known) == [words[-1]]
-    study.make_known_data(known)
+    study.make_training_data(known)
     kept = (tmp_path / "data-known" / "metadata.csv").read_text().splitlines()
     assert len(kept) == 1 + 3 * 2 and not any(row.startswith(f"{words[-1]}_") for row in kept)
     first = kept[1].split(",")[0]
     assert os.path.samefile(tmp_path / "data" / first, tmp_path / "data-known" / first)
     assert known.training_data_dir == str(tmp_path / "data-known")
+
+
+def spoken_metadata(words, speakers, partitions=("train", "train", "validation", "test")):
+    """Rows shaped like make-dataset's metadata.csv: every word spoken by every speaker."""
+    rows = []
+    for word in words:
+        for k, speaker in enumerate(speakers):
+            rows.append({"file_name": f"clips/{word}_{k}.wav", "label": word, "speaker": speaker,
+                         "partition": partitions[k % len(partitions)]})  # fmt: skip
+    return rows
+
+
+def test_low_data_view_keeps_the_first_training_clips_of_each_word(monkeypatch):
+    words = list(study.SPEECH_COMMANDS_WORDS[:3])
+    rows = spoken_metadata(words, [f"s{k}" for k in range(8)])  # 4 train, 2 validation, 2 test per word
+    recipe = study.Recipe(data_dir="data", train_clips_per_word=1)
+    kept = study.view_rows(recipe, rows)
+    train = [row for row in kept if row["partition"] == "train"]
+    assert [row["file_name"] for row in train] == [f"clips/{w}_0.wav" for w in words]
+    assert len(kept) - len(train) == len(rows) - 4 * len(words)  # validation and test untouched
+    assert recipe.training_data_dir == "data-clips1"
+
+
+def test_speaker_view_classifies_voices_on_words_never_trained_on():
+    words = list(study.SPEECH_COMMANDS_WORDS)
+    rows = spoken_metadata(words, ["anna", "bo"])
+    recipe = study.Recipe(data_dir="data/", task="speakers")
+    kept = study.view_rows(recipe, rows)
+    assert {row["label"] for row in kept} == {"anna", "bo"}
+    by_partition = {
+        p: {row["word"] for row in kept if row["partition"] == p} for p in ("train", "validation", "test")
+    }
+    assert [len(by_partition[p]) for p in ("train", "validation", "test")] == [25, 5, 5]
+    assert not by_partition["train"] & by_partition["test"]  # the test utterances are words never trained on
+    assert recipe.training_data_dir == "data-speakers"
+
+
+def test_a_rows_batch_settings_win_over_the_recipes_in_their_place(tmp_path):
+    settings = study.run_settings(recipe(tmp_path), "ADD λ={1,1,1,1}, batch 8 × 4 accumulated", 0, "out")
+    assert settings["per_device_train_batch_size"] == 8 and settings["gradient_accumulation_steps"] == 4
+    plain = study.run_settings(recipe(tmp_path), "CE", 0, "out")
+    assert list(plain) == [k for k in settings if k in plain]  # the same order: printed commands unchanged
+    assert study.run_settings(recipe(tmp_path), "ADD λ={1,1,1,1}×0.5", 0, "out")["add_lambdas"] == [0.5] * 4

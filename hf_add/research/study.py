@@ -15,8 +15,10 @@ rows (``ROW_SETS``).
 
 Resumable: a run whose ``results.json`` exists is not trained again, and an interrupted run continues from
 its last checkpoint. Writes ``runs.csv`` (one line per run), ``results.csv`` / ``results.md`` (mean ± std
-per row), ``paired.md`` (each row against CE on the same seeds, ADD with mixup also against CE with the
-same mixup, with 95 % intervals) and ``heatmaps.png`` (Figure 5-style, CE and ADD {1,1,1,1}, seed 0).
+per row), ``paired.md`` (each row against CE on the same seeds, and against the CE row trained the same
+way but for the loss, with 95 % intervals and sign tests) and ``heatmaps.png`` (Figure 5-style, CE and ADD
+{1,1,1,1}, seed 0). ``--unknown_words``, ``--train_clips_per_word`` and ``--task speakers`` train on a copy
+of the data (hard links) made for the purpose.
 """
 
 from __future__ import annotations
@@ -66,11 +68,25 @@ ROWS: dict[str, dict] = {
     "ADD soft λσp=0.1, mixup 0.5": dict(loss="add", mixup=0.5, add_lambdas=[1, 0.1, 1, 1]),
     "CE, mixup 0.2": dict(loss="ce", mixup=0.2),
     "ADD soft, mixup 0.2": dict(loss="add", mixup=0.2),
+    # Small per-device batches with the same update size: ADD sees each micro-batch of 8.
+    "CE, batch 8 × 4 accumulated": dict(
+        loss="ce", per_device_train_batch_size=8, gradient_accumulation_steps=4
+    ),
+    "ADD λ={1,1,1,1}, batch 8 × 4 accumulated": dict(
+        loss="add", add_lambdas=[1, 1, 1, 1], per_device_train_batch_size=8, gradient_accumulation_steps=4
+    ),
+    # The scale of λ: does {1, 1, 1, 1} sit on a plateau?
+    **{f"ADD λ={{1,1,1,1}}×{scale:g}": dict(loss="add", add_lambdas=[scale] * 4) for scale in (0.25, 0.5, 2)},
     # Class-balanced batches (8 words × 4 clips each): every batch holds ADD's positive pairs.
     "CE, class-balanced K=4": dict(loss="ce", samples_per_class=4),
     "ADD λ={1,1,1,1}, class-balanced K=4": dict(loss="add", add_lambdas=[1, 1, 1, 1], samples_per_class=4),
 }
 PRETRAINED_ONLY = (
+    "CE, batch 8 × 4 accumulated",
+    "ADD λ={1,1,1,1}, batch 8 × 4 accumulated",
+    "ADD λ={1,1,1,1}×0.25",
+    "ADD λ={1,1,1,1}×0.5",
+    "ADD λ={1,1,1,1}×2",
     "ADD soft λσp=0.1, mixup 0.5",
     "CE, mixup 0.2",
     "ADD soft, mixup 0.2",
@@ -138,15 +154,28 @@ class Recipe:
     # Open set: the last ``unknown_words`` words of the data are left out of training (all partitions of a
     # copy of the data) and scored for novelty on the full test partition.
     unknown_words: int = 0
+    # Low data: only the first ``train_clips_per_word`` clips of each word in the train partition.
+    train_clips_per_word: int | None = None
+    # "words" (the 35 words, split by voice) or "speakers": the classes are the voices, split by word, so the
+    # test clips are utterances of the trained voices that were never trained on.
+    task: str = "words"
+
+    @property
+    def view(self) -> str | None:
+        """The name of the copy of the data the runs train on, or None for the data as it is."""
+        parts = ["known" if self.unknown_words else None,
+                 f"clips{self.train_clips_per_word}" if self.train_clips_per_word else None,
+                 "speakers" if self.task == "speakers" else None]  # fmt: skip
+        return "-".join(part for part in parts if part) or None
 
     @property
     def training_data_dir(self) -> str:
-        return self.data_dir if not self.unknown_words else f"{self.data_dir.rstrip('/')}-known"
+        return self.data_dir if self.view is None else f"{self.data_dir.rstrip('/')}-{self.view}"
 
 
 def run_settings(recipe: Recipe, row: str, seed: int, output_dir: str) -> dict:
     """The settings of one run, by name (``hf-add train``'s flags)."""
-    return {
+    settings = {
         "model_name_or_path": recipe.model,
         "ast_max_length": recipe.ast_max_length,
         "dataset_name": "audiofolder",
@@ -173,6 +202,7 @@ def run_settings(recipe: Recipe, row: str, seed: int, output_dir: str) -> dict:
         "disable_tqdm": True,
         **DEVICE_SETTINGS[recipe.device],
     }
+    return {**settings, **ROWS[row]}  # a row's own settings (e.g. its batch size) win, in their place
 
 
 def run_config(recipe: Recipe, row: str, seed: int, output_dir: str) -> RunConfig:
@@ -214,17 +244,44 @@ def unknown_words(recipe: Recipe) -> list[str]:
     return ordered[len(ordered) - recipe.unknown_words :]
 
 
-def make_known_data(recipe: Recipe) -> None:
-    """The training copy of the data without the unknown words (hard links to the same clips)."""
-    target, unknown = recipe.training_data_dir, set(unknown_words(recipe))
-    if os.path.isdir(target):
+def view_rows(recipe: Recipe, rows: list[dict]) -> list[dict]:
+    """The metadata rows of ``recipe.view``: without the unknown words, with at most
+    ``train_clips_per_word`` training clips per word (in file order), and for the speaker task relabelled by
+    voice (``speaker``) and split by word: the first 25 words train, the next 5 validate, the last 5 test."""
+    unknown = set(unknown_words(recipe)) if recipe.unknown_words else set()
+    rows = [row for row in rows if row["label"] not in unknown]
+    if recipe.train_clips_per_word:
+        seen: dict[str, int] = {}
+        kept = []
+        for row in rows:
+            if row["partition"] == "train":
+                seen[row["label"]] = seen.get(row["label"], 0) + 1
+                if seen[row["label"]] > recipe.train_clips_per_word:
+                    continue
+            kept.append(row)
+        rows = kept
+    if recipe.task == "speakers":
+        words = [word for word in SPEECH_COMMANDS_WORDS if word in {row["label"] for row in rows}]
+        part = {
+            word: "train" if i < 25 else "validation" if i < 30 else "test" for i, word in enumerate(words)
+        }
+        rows = [
+            {**row, "word": row["label"], "label": row["speaker"], "partition": part[row["label"]]}
+            for row in rows
+        ]
+    return rows
+
+
+def make_training_data(recipe: Recipe) -> None:
+    """The copy of the data that ``recipe.view`` names (hard links to the same clips), made once."""
+    target = recipe.training_data_dir
+    if recipe.view is None or os.path.isdir(target):
         return
     building = f"{target}.partial"
     shutil.rmtree(building, ignore_errors=True)
     os.makedirs(building)
     with open(os.path.join(recipe.data_dir, "metadata.csv"), newline="") as f:
-        rows = list(csv.DictReader(f))
-    kept = [row for row in rows if row["label"] not in unknown]
+        kept = view_rows(recipe, list(csv.DictReader(f)))
     for row in kept:
         link = os.path.join(building, row["file_name"])
         os.makedirs(os.path.dirname(link), exist_ok=True)  # make-dataset writes clips/NNNNNN.wav
@@ -298,18 +355,33 @@ def markdown(table: list[dict], recipe: Recipe, study_dir: str, seeds: int) -> s
     )
 
 
-def mixup_baseline(row: str) -> str | None:
-    """The CE row with the same mixup as an ADD row with mixup ("ADD soft, mixup 0.2" -> "CE, mixup 0.2")."""
-    settings = ROWS[row]
-    if "mixup" not in settings or settings["loss"] == "ce":
+LOSS_SETTINGS = (
+    "loss",
+    "add_lambdas",
+    "add_lambda_mu",
+    "add_soft_mu",
+    "focal_gamma",
+    "opl_gamma",
+    "opl_weight",
+)
+
+
+def matching_baseline(row: str) -> str | None:
+    """The CE row trained as ``row`` is but for the loss (the same mixup, batches, ...), other than plain CE:
+    "ADD soft, mixup 0.2" -> "CE, mixup 0.2"; None for CE rows and rows whose only difference is the loss."""
+    if ROWS[row]["loss"] == "ce":
         return None
-    return f"CE, mixup {settings['mixup']}"
+    rest = {k: v for k, v in ROWS[row].items() if k not in LOSS_SETTINGS}
+    if not rest:
+        return None
+    matches = [name for name, settings in ROWS.items() if settings == {"loss": "ce", **rest}]
+    return matches[0] if matches else None
 
 
 def comparisons(rows: list[str]) -> list[tuple[str, str]]:
-    """Each row against CE, and each ADD row with mixup also against CE with the same mixup."""
+    """Each row against CE, and each other row also against the CE row trained the same way but for the loss."""
     pairs = [(row, BASELINE) for row in rows if row != BASELINE]
-    return pairs + [(row, mixup_baseline(row)) for row in rows if mixup_baseline(row) in rows]
+    return pairs + [(row, matching_baseline(row)) for row in rows if matching_baseline(row) in rows]
 
 
 def paired_lines(runs: list[dict], metric: str, scale: float = 100.0) -> list[str]:
@@ -436,6 +508,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--first_seed", type=int, default=0, help="the seeds are first_seed, first_seed + 1, ..."
     )
     parser.add_argument(
+        "--train_clips_per_word",
+        type=int,
+        default=None,
+        help="low data: train on the first N clips of each word only (validation and test unchanged)",
+    )
+    parser.add_argument(
+        "--task",
+        choices=["words", "speakers"],
+        default="words",
+        help="words: the 35 words, test voices unseen; speakers: the voices are the classes, and the test "
+        "utterances are words never trained on (first 25 words train, 5 validate, 5 test)",
+    )
+    parser.add_argument(
         "--unknown_words",
         type=int,
         default=0,
@@ -473,6 +558,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         learning_rate=args.learning_rate,
         device=args.device,
         unknown_words=args.unknown_words,
+        train_clips_per_word=args.train_clips_per_word,
+        task=args.task,
     )
     if not os.path.isdir(recipe.data_dir):
         make_spoken_commands(
@@ -483,8 +570,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             seed=args.data_seed,
         )
 
-    if recipe.unknown_words:
-        make_known_data(recipe)
+    make_training_data(recipe)
     from_scratch = args.model_name_or_path in NAMED_CONFIGS
     rows = args.rows or ROW_SETS["from-scratch" if from_scratch else "pretrained"]
     runs = []
