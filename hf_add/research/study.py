@@ -202,7 +202,7 @@ def run_settings(recipe: Recipe, row: str, seed: int, output_dir: str) -> dict:
         "disable_tqdm": True,
         **DEVICE_SETTINGS[recipe.device],
     }
-    return {**settings, **ROWS[row]}  # a row's own settings (e.g. its batch size) win, in their place
+    return {**settings, **ROWS[row]}  # a row's own settings (e.g. its batch size) win over the recipe's
 
 
 def run_config(recipe: Recipe, row: str, seed: int, output_dir: str) -> RunConfig:
