@@ -41,6 +41,7 @@ from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spe
 from hf_add.data.audio import SAMPLING_RATE, WAVEFORM_COLUMN
 from hf_add.data.balanced_loader import check_balanced_batches
 from hf_add.data.presets import DatasetSpec, card_dataset, is_multi_label, keep_saved_class_order, make_folds
+from hf_add.data.streaming import StreamingClips, read_skipped_clips, stream_fold
 from hf_add.embedding_metrics import REPORTED_METRICS
 from hf_add.files import finite_or_null, write_json
 from hf_add.geometry import GEOMETRY_SUMMARIES
@@ -169,6 +170,28 @@ class DataSettings:
             "batched fbank of AST / BEATs in the collator. No loader workers; pinned memory is turned off."
         },
     )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Read the data as a stream (datasets' streaming=True: Hub, Parquet, WebDataset, audiofolder): "
+            "clips decoded, checked and turned into features in the DataLoader workers (--dataloader_num_workers), "
+            "nothing cached on disk; each process reads its own shards. Needs --max_steps; fixed splits only."
+        },
+    )
+    shuffle_buffer_size: int = field(
+        default=1000,
+        metadata={
+            "help": "Streaming: training rows are shuffled in a buffer of this many (and by shard), anew "
+            "each pass over the data."
+        },
+    )
+    class_names: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "The classes in id order (default: a preset's, else the labels found in the data). A stream "
+            "needs them unless its label column is a ClassLabel."
+        },
+    )
 
     def spec(self) -> DatasetSpec:
         return get_spec(
@@ -187,6 +210,7 @@ class DataSettings:
             train_split=self.train_split,
             validation_split=self.validation_split,
             test_split=self.test_split,
+            class_names=tuple(self.class_names) if self.class_names else None,
         )
 
 
@@ -528,6 +552,10 @@ def build_optimizer(model, schedule: ScheduleSettings, training: TrainingArgumen
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def is_stream(dataset) -> bool:
+    return isinstance(dataset, StreamingClips)
+
+
 def _limit(dataset, n: int | None):
     return dataset if n is None or n >= len(dataset) else dataset.select(range(n))
 
@@ -544,8 +572,9 @@ def run_fold(
     subclass that measures something, or a factory of one), save the final model, return its test metrics
     without ``test_``."""
     model_settings, augmentation, schedule = config.model, config.augmentation, config.schedule
-    fold = keep_saved_class_order(fold, resume)
-    multi_label = is_multi_label(fold.train)
+    streaming = is_stream(fold.train)  # a stream's class ids are fixed by its class list
+    fold = fold if streaming else keep_saved_class_order(fold, resume)
+    multi_label = fold.train.multi_label if streaming else is_multi_label(fold.train)
     model, extractor, extractor_kwargs = load_model_and_extractor(
         model_settings.model_name_or_path, spec, fold.id2label, model_settings.ast_max_length, multi_label
     )
@@ -560,12 +589,17 @@ def run_fold(
         extractor_kwargs=extractor_kwargs,
         feature_device=feature_device(config),
     )
-    # Features cached once where they can be, and only the columns the collator reads (no audio decoding).
-    train = collator.prepare(_limit(fold.train, config.data.max_train_samples))
-    test = collator.prepare(_limit(fold.test, config.data.max_eval_samples))
-    validation = None if fold.validation is None else _limit(fold.validation, config.data.max_eval_samples)
-    validation = collator.prepare(validation)
+    if streaming:  # decoded in the loader workers; the collator computes the features there too
+        train, test, validation = fold.train, fold.test, fold.validation
+    else:  # features cached once where they can be, and only the columns the collator reads (no decoding)
+        train = collator.prepare(_limit(fold.train, config.data.max_train_samples))
+        test = collator.prepare(_limit(fold.test, config.data.max_eval_samples))
+        validation = (
+            None if fold.validation is None else _limit(fold.validation, config.data.max_eval_samples)
+        )
+        validation = collator.prepare(validation)
     world = training.per_device_train_batch_size * training.gradient_accumulation_steps * training.world_size
+    steps_per_epoch = 1 if streaming else max(1, math.ceil(len(train) / world))  # a stream has no epochs
     embedding_loss, classification_loss = build_losses(config.loss, augmentation.mixup)
     trainer = trainer_class(
         model=model,
@@ -575,7 +609,7 @@ def run_fold(
         processing_class=extractor,
         data_collator=collator,
         callbacks=[AugmentationSwitch(collator)],
-        optimizers=build_optimizer(model, schedule, training, max(1, math.ceil(len(train) / world))),
+        optimizers=build_optimizer(model, schedule, training, steps_per_epoch),
         embedding_loss=embedding_loss,
         classification_loss=classification_loss,
         samples_per_class=config.data.samples_per_class,
@@ -858,8 +892,40 @@ def check_config(config: RunConfig) -> None:
     decay = schedule.lr_decay
     _require("lr_decay", decay, math.isfinite(decay) and 0 < decay <= 1, "in (0, 1] (the factor per epoch)")
     check_feature_device(config)
+    if data.streaming:
+        check_streaming(config)
     build_losses(loss, mixup)
     check_model_location(config.model.model_name_or_path)
+
+
+# What a stream cannot do, and why (hf-add train --streaming true).
+NOT_STREAMED = {
+    "fold_column": "cross-validation reads every clip of a split to cut it into folds",
+    "fold_splits": "leave-one-split-out folds join whole splits",
+    "split_column": "splitting by a column reads the whole dataset first",
+    "samples_per_class": "class-balanced batches pick clips by class and index, which a stream cannot; leave it "
+    "out (ADD then uses the positive pairs that random batches hold: see positive_pairs in the logs)",
+    "preprocessing_num_workers": "a stream is decoded in the DataLoader workers: use --dataloader_num_workers",
+}
+
+
+def check_streaming(config: RunConfig) -> None:
+    """Refuse what ``--streaming true`` cannot do, saying what to use instead."""
+    data, schedule = config.data, config.schedule
+    for name, why in NOT_STREAMED.items():
+        if getattr(data, name):
+            raise ValueError(f"--streaming true cannot be used with --{name}: {why}")
+    if config.training.max_steps <= 0:
+        raise ValueError(
+            "--streaming true reads a stream, whose length is not known: give --max_steps (the run's optimizer "
+            "steps; one pass over N training clips is N / (batch size x accumulation x processes) steps)"
+        )
+    if schedule.warmup_epochs > 0 or schedule.lr_schedule == "exponential":
+        raise ValueError(
+            "--streaming true has no epochs to count, so --warmup_epochs and --lr_schedule exponential (per epoch) "
+            "cannot be used: use --lr_schedule constant or cosine (over --max_steps) without warm-up"
+        )
+    _number_at_least("shuffle_buffer_size", data.shuffle_buffer_size, 0)
 
 
 @contextlib.contextmanager
@@ -936,7 +1002,7 @@ class InputLength:
     seconds: float  # the longest input; longer clips are cut to it
     frames: int | None  # AST input frames (10 ms each); None for models that pad to the longest clip
     rule: str  # where the length comes from
-    clips: int
+    clips: int | None  # None: a stream, whose clips are not measured
     cut: int
     longest: float  # seconds
 
@@ -944,7 +1010,9 @@ class InputLength:
         size = (
             f"{self.frames} frames ({self.seconds:.2f} s)" if self.frames else f"up to {self.seconds:.2f} s"
         )
-        if self.cut:
+        if self.clips is None:
+            effect = "longer clips are cut (a stream's clips are not measured)"
+        elif self.cut:
             effect = f"{self.cut} of {self.clips} clips are longer and are cut (longest {self.longest:.1f} s)"
         else:
             effect = f"no clip is cut (longest {self.longest:.2f} s)"
@@ -959,15 +1027,20 @@ def ast_frames(samples: np.ndarray | int) -> np.ndarray | int:
     return np.maximum(1 + (np.asarray(samples) - 400) // 160, 1)
 
 
-def fit_input_length(config: RunConfig, spec: DatasetSpec, samples: np.ndarray) -> InputLength:
+def fit_input_length(config: RunConfig, spec: DatasetSpec, samples: np.ndarray | None) -> InputLength:
     """The input length of the run: ``--ast_max_length`` if given, else a preset's protocol length (ESC-50
     512, ...), else the longest clip in frames capped by the checkpoint's ``max_length`` (AST); BEATs takes
-    clips up to the spec's ``max_seconds``. ``samples``: every clip's length at 16 kHz."""
+    clips up to the spec's ``max_seconds``. ``samples``: every clip's length at 16 kHz, or None for a stream
+    (then the AST length is the checkpoint's ``max_length``)."""
     name = config.model.model_name_or_path
+    if samples is None:
+        samples, clips = np.zeros(0, dtype=np.int64), None
+    else:
+        clips = len(samples)
     longest = float(samples.max()) / SAMPLING_RATE if len(samples) else 0.0
     if name not in NAMED_CONFIGS and model_type_of(name) != "ast":
         cut = int((samples > spec.max_seconds * SAMPLING_RATE).sum())
-        return InputLength(spec.max_seconds, None, "the dataset's longest input", len(samples), cut, longest)
+        return InputLength(spec.max_seconds, None, "the dataset's longest input", clips, cut, longest)
     if config.model.ast_max_length:
         frames, rule = config.model.ast_max_length, "--ast_max_length"
     elif config.data.dataset:
@@ -978,8 +1051,10 @@ def fit_input_length(config: RunConfig, spec: DatasetSpec, samples: np.ndarray) 
         needed = int(ast_frames(samples.max())) if len(samples) else cap
         frames = max(AST_PATCH_FRAMES, min(needed, cap))
         rule = "the longest clip" + (f", capped at the model's {cap}" if needed > cap else "")
+        if clips is None:
+            rule = "the model's max_length (pass --ast_max_length to fit a stream's clips)"
     cut = int((ast_frames(samples) > frames).sum())
-    return InputLength(frames / 100, frames, rule, len(samples), cut, longest)
+    return InputLength(frames / 100, frames, rule, clips, cut, longest)
 
 
 def clip_samples(splits: Mapping[str, Any]) -> np.ndarray:
@@ -1017,9 +1092,52 @@ def default_logging_steps(training: TrainingArguments, steps: int) -> float:
 def describe_run_start(config, spec, folds, skipped, length, split_sizes) -> str:
     """The block logged when a run starts: data, classes, model, input length, batches, steps, output."""
     training, fold = config.training, folds[0]
-    train_clips = min(len(fold.train), config.data.max_train_samples or len(fold.train))
     source = f"preset {config.data.dataset} ({spec.path})" if config.data.dataset else spec.path
     source += f", {spec.data_dir}" if spec.data_dir else ""
+    if is_stream(fold.train):
+        lines = describe_stream(config, fold, source)
+        train_clips = 0
+    else:
+        lines = describe_cached_data(config, fold, folds, skipped, split_sizes, source)
+        train_clips = min(len(fold.train), config.data.max_train_samples or len(fold.train))
+    lines.append(f"model       {config.model.model_name_or_path}")
+    lines.append(f"input       {length.describe().removeprefix('input ')}")
+    effective = (
+        training.per_device_train_batch_size * training.gradient_accumulation_steps * training.world_size
+    )
+    steps = training_steps(training, train_clips)
+    logging_steps = default_logging_steps(training, steps)
+    lines.append(
+        f"batches     effective batch {effective} ({training.per_device_train_batch_size} per device x "
+        f"{training.gradient_accumulation_steps} accumulation x {training.world_size} process(es))"
+    )
+    lines.append(f"steps       {steps} per fold ({fold.name}), training loss logged every {logging_steps:g}")
+    lines.append(f"output      {training.output_dir}")
+    return "\n".join(["run:", *(f"  {line}" for line in lines)])
+
+
+def describe_stream(config: RunConfig, fold, source: str) -> list[str]:
+    train = fold.train
+    shards = f"{train.source.num_shards} shard(s) of the training stream for this process"
+    workers = config.training.dataloader_num_workers
+    splits = ", ".join(
+        name for name in (train.split, fold.validation and fold.validation.split, fold.test.split) if name
+    )
+    classes = fold.train.classes
+    return [
+        f"data        streaming {source}: splits {splits}; {shards}, {max(workers, 1)} loader "
+        f"{'worker' if workers <= 1 else 'workers'} decoding; shuffle buffer {config.data.shuffle_buffer_size}",
+        f"classes     {len(classes)} ({', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''})",
+        "skipped     "
+        + (
+            "unusable clips are skipped and listed at the end (skipped_clips.json)"
+            if config.data.skip_corrupt
+            else "an unusable clip stops the run (--skip_corrupt skips and lists them)"
+        ),
+    ]
+
+
+def describe_cached_data(config: RunConfig, fold, folds, skipped, split_sizes, source: str) -> list[str]:
     lines = [
         f"data        {source}: "
         + ", ".join(f"{name} {size}" for name, size in split_sizes.items())
@@ -1037,20 +1155,7 @@ def describe_run_start(config, spec, folds, skipped, length, split_sizes) -> str
     lines.append(
         f"skipped     {len(skipped)} unusable clip(s)" + (" (skipped_clips.json)" if skipped else "")
     )
-    lines.append(f"model       {config.model.model_name_or_path}")
-    lines.append(f"input       {length.describe().removeprefix('input ')}")
-    effective = (
-        training.per_device_train_batch_size * training.gradient_accumulation_steps * training.world_size
-    )
-    steps = training_steps(training, train_clips)
-    logging_steps = default_logging_steps(training, steps)
-    lines.append(
-        f"batches     effective batch {effective} ({training.per_device_train_batch_size} per device x "
-        f"{training.gradient_accumulation_steps} accumulation x {training.world_size} process(es))"
-    )
-    lines.append(f"steps       {steps} per fold ({fold.name}), training loss logged every {logging_steps:g}")
-    lines.append(f"output      {training.output_dir}")
-    return "\n".join(["run:", *(f"  {line}" for line in lines)])
+    return lines
 
 
 def _class_counts(dataset, num_classes: int) -> list[int]:
@@ -1063,6 +1168,34 @@ def _class_counts(dataset, num_classes: int) -> list[int]:
     for ids in dataset["labels"]:
         counts[ids] += 1
     return counts.tolist()
+
+
+SKIPPED_STREAM_CLIPS = "skipped_stream_clips"  # in a fold's directory: what each loader worker skipped
+
+
+def gathered_stream_skips(base_dir: str, fold_names: list[str], training: TrainingArguments) -> list[dict]:
+    """Every process's skipped clips, each once (the nodes need not share a disk)."""
+    own = [
+        clip
+        for name in fold_names
+        for clip in read_skipped_clips(
+            os.path.join(base_dir, name, SKIPPED_STREAM_CLIPS), training.process_index
+        )
+    ]
+    if training.world_size == 1:
+        return own
+    every: list[list[dict]] = [[] for _ in range(training.world_size)]
+    torch.distributed.all_gather_object(every, own)
+    unique = {(clip["split"], clip["file"]): clip for clips in every for clip in clips}
+    return [unique[key] for key in sorted(unique)]
+
+
+def check_time_mask(config: RunConfig, length: InputLength) -> None:
+    if length.frames is not None and config.augmentation.time_mask > length.frames:
+        raise ValueError(
+            f"--time_mask must be ≥ 0 and at most the model's {length.frames} input frames ({length.rule}), "
+            f"got {config.augmentation.time_mask}"
+        )
 
 
 def describe_run_end(base_dir: str, fold_names: list[str]) -> str:
@@ -1084,11 +1217,7 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
     def measure(splits) -> None:  # the input length from the decoded clips, then their features with it
         length = fitted["length"] = fit_input_length(config, spec, clip_samples(splits))
         fitted["split_sizes"] = {name: len(dataset) for name, dataset in splits.items()}
-        if length.frames is not None and config.augmentation.time_mask > length.frames:
-            raise ValueError(
-                f"--time_mask must be ≥ 0 and at most the model's {length.frames} input frames ({length.rule}), "
-                f"got {config.augmentation.time_mask}"
-            )
+        check_time_mask(config, length)
         extractor, extractor_kwargs = load_feature_extractor(
             config.model.model_name_or_path, spec, length.frames
         )
@@ -1102,16 +1231,37 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
             )
 
     num_proc = config.data.preprocessing_num_workers
-    with preprocessing_first(training):
-        folds, skipped = make_folds(
-            spec.load(),
-            spec,
-            config.data.cv_folds,
-            config.data.skip_corrupt,
-            prepare_split=lambda dataset: fitted["features"].cache_split(dataset, num_proc=num_proc),
-            measure_splits=measure,
-            num_proc=num_proc,
+    if config.data.streaming:  # nothing read before training: clips are decoded in the loader workers
+        folds, skipped = (
+            [
+                stream_fold(
+                    spec,
+                    seed=training.data_seed if training.data_seed is not None else training.seed,
+                    shuffle_buffer=config.data.shuffle_buffer_size,
+                    skip_corrupt=config.data.skip_corrupt,
+                    skipped_dir=os.path.join(base_dir, spec.test_split or "", SKIPPED_STREAM_CLIPS),
+                    rank=training.process_index,
+                    world_size=training.world_size,
+                    max_train_samples=config.data.max_train_samples,
+                    max_eval_samples=config.data.max_eval_samples,
+                )
+            ],
+            [],
         )
+        fitted["length"] = fit_input_length(config, spec, None)
+        check_time_mask(config, fitted["length"])
+        fitted["split_sizes"] = None
+    else:
+        with preprocessing_first(training):
+            folds, skipped = make_folds(
+                spec.load(),
+                spec,
+                config.data.cv_folds,
+                config.data.skip_corrupt,
+                prepare_split=lambda dataset: fitted["features"].cache_split(dataset, num_proc=num_proc),
+                measure_splits=measure,
+                num_proc=num_proc,
+            )
     length = fitted["length"]
     fold_config = replace(config, model=replace(config.model, ast_max_length=length.frames))
     logger.info(describe_run_start(config, spec, folds, skipped, length, fitted["split_sizes"]))
@@ -1153,7 +1303,11 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
             logger.info(f"{fold.name}: finished in an earlier run, results kept")
         else:
             set_seed(training.seed)
-            train_clips = min(len(fold.train), config.data.max_train_samples or len(fold.train))
+            train_clips = (
+                0
+                if is_stream(fold.train)
+                else min(len(fold.train), config.data.max_train_samples or len(fold.train))
+            )
             fold_args = replace(
                 training,
                 output_dir=fold_dir,
@@ -1165,6 +1319,10 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
         per_fold.append({"fold": fold.name, **metrics})
         headline = next(name for name in HEADLINE_METRICS if name in metrics)
         logger.info(f"{fold.name}: {headline} {metrics[headline]:.4f}")
+    if config.data.streaming:  # the clips the workers skipped, known now that every stream was read
+        skipped = gathered_stream_skips(base_dir, [fold.name for fold in folds], training)
+        if skipped:
+            write_json(skipped, os.path.join(base_dir, "skipped_clips.json"))
     mean, std = summarize(per_fold)
     results = {
         "recipe": config.schedule.recipe,

@@ -9,13 +9,19 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.trainer_utils import default_compute_objective
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, default_compute_objective
 from transformers.utils import logging
 
 from hf_add.capture import EmbeddingCapture, capture_embeddings
 from hf_add.checkpoint_reload import FromPretrainedCheckpointsMixin
 from hf_add.classification_metrics import classification_metrics, multi_label_metrics
 from hf_add.data.balanced_loader import check_samples_per_class, class_balanced_train_dataloader
+from hf_add.data.streaming import (
+    StreamingClips,
+    load_stream_position,
+    save_stream_position,
+    streaming_train_dataloader,
+)
 from hf_add.distributed import gather_global_batch, local_batch
 from hf_add.embedding_metrics import reported_embedding_metrics
 from hf_add.files import atomic_write, give_usual_modes, write_json
@@ -91,6 +97,10 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
     ``per_device_train_batch_size / K`` whole classes, distinct from the other ranks'. Class ids only (no
     mixup). See ``hf_add.data.samplers``. Evaluation batches are unchanged.
 
+    A ``StreamingClips`` train_dataset (``hf_add.data.streaming``) is read through a resumable DataLoader:
+    each checkpoint saves every process's position in the stream (``stream_position-rank<N>.pt``), and
+    ``resume_from_checkpoint`` goes on from there, no clip repeated or skipped. Give it ``max_steps``.
+
     Example::
 
         trainer = ADDTrainer(
@@ -149,6 +159,10 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         # order. Not a scalar, so not in the metrics that Trainer logs.
         self.confusion_matrices: dict[str, list[list[int]]] = {}
         self.embedding_metrics = embedding_metrics
+        self._stream_loader = (
+            None  # the training DataLoader of a StreamingClips dataset, whose position is saved
+        )
+        self._stream_position: dict | None = None
         self._attach(self.model)
         if samples_per_class is not None and self.multi_label:
             raise ValueError(
@@ -256,9 +270,21 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
         self._attach(self.model)
 
     def get_train_dataloader(self):
+        if isinstance(self.train_dataset, StreamingClips) and self.samples_per_class is None:
+            self._stream_loader = streaming_train_dataloader(self, self._stream_position)
+            return self._stream_loader
         if self.samples_per_class is None:
             return super().get_train_dataloader()
         return class_balanced_train_dataloader(self, self.samples_per_class)
+
+    def _inner_training_loop(self, *args, resume_from_checkpoint=None, **kwargs):
+        self._stream_position = None
+        if resume_from_checkpoint is not None and isinstance(self.train_dataset, StreamingClips):
+            self._stream_position = load_stream_position(resume_from_checkpoint, self.args.process_index)
+            self.args.ignore_data_skip = (
+                True  # the stream resumes at its saved position, not by replaying batches
+            )
+        return super()._inner_training_loop(*args, resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     # ---- the loss ----
 
@@ -342,6 +368,11 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
 
     def _save_checkpoint(self, model, trial):
         self._raise_if_nonfinite()
+        if self._stream_loader is not None:  # first: a checkpoint with a trainer state is complete
+            folder = os.path.join(
+                self._get_output_dir(trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            )
+            save_stream_position(self._stream_loader, folder, self.args.process_index)
         return super()._save_checkpoint(model, trial)
 
     def train(self, *args, **kwargs):

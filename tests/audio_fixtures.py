@@ -61,3 +61,43 @@ def write_audiofolder(
         writer.writeheader()
         writer.writerows(rows)
     return root
+
+
+def write_parquet_shards(
+    path: str | Path,
+    labels: Sequence[str],
+    n_per_label: int,
+    train_shards: int,
+    seconds: float = 0.3,
+    seed: int = 0,
+    bad_train_clips: int = 0,
+) -> Path:
+    """Parquet shards ``train-K.parquet`` (classes interleaved) and ``test-0.parquet`` with embedded WAV bytes,
+    loadable with load_dataset("parquet", data_dir=path); every other clip goes to train. The first
+    ``bad_train_clips`` training rows of shard 0 hold bytes that are not audio (``bad-K.wav``)."""
+    import io
+
+    from datasets import Audio, Dataset
+
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n_per_label):
+        for label_index, label in enumerate(labels):
+            buffer = io.BytesIO()
+            sf.write(buffer, tone(label_index, 16000, seconds, 1, rng), 16000, format="WAV")
+            rows.append({"audio": {"bytes": buffer.getvalue(), "path": f"{label}_{k}.wav"}, "label": label})
+    train, test = rows[0::2], rows[1::2]
+    bad = [
+        {"audio": {"bytes": b"not audio", "path": f"bad-{k}.wav"}, "label": labels[0]}
+        for k in range(bad_train_clips)
+    ]
+    shards = [train[i::train_shards] for i in range(train_shards)]
+    shards[0] = bad + shards[0]
+    for name, part in [*((f"train-{i}", shard) for i, shard in enumerate(shards)), ("test-0", test)]:
+        columns = {"audio": [r["audio"] for r in part], "label": [r["label"] for r in part]}
+        Dataset.from_dict(columns).cast_column("audio", Audio(decode=False)).to_parquet(
+            root / f"{name}.parquet"
+        )
+    return root

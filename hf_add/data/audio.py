@@ -38,32 +38,37 @@ def one_thread_if_forked() -> None:
         torch.set_num_threads(1)
 
 
+def decode_clip(decoder: Audio, value: dict, min_samples: int = MIN_SAMPLES) -> tuple[np.ndarray, str]:
+    """One clip's 16 kHz mono samples and what makes it unusable ("" when usable; then the samples are empty)."""
+    try:
+        samples = decoder.decode_example(value).get_all_samples().data[0].numpy()
+    except Exception as error:  # torchcodec raises RuntimeError/ValueError depending on the container
+        if "No audio frames" in str(error):
+            return np.zeros(0, np.float32), "no audio frames (empty or truncated file)"
+        return np.zeros(0, np.float32), f"cannot be decoded ({type(error).__name__}: {error})"
+    problem = ""
+    if samples.size == 0:
+        problem = "no audio frames (empty or truncated file)"
+    elif not np.isfinite(samples).all():
+        problem = "contains NaN or inf samples"
+    elif samples.size < min_samples:
+        problem = (
+            f"is {samples.size} samples long ({1000 * samples.size / SAMPLING_RATE:.1f} ms), shorter than "
+            f"one {1000 * min_samples / SAMPLING_RATE:.0f} ms analysis window"
+        )
+    return (np.zeros(0, np.float32), problem) if problem else (samples, "")
+
+
+def clip_decoder() -> Audio:
+    """The decoder of every clip: 16 kHz mono, whatever the file's rate and channels."""
+    return Audio(sampling_rate=SAMPLING_RATE, num_channels=1)
+
+
 def _decode_batch(batch: dict, audio_column: str, min_samples: int) -> dict:
     one_thread_if_forked()
-    decoder = Audio(sampling_rate=SAMPLING_RATE, num_channels=1)
-    waveforms, problems = [], []
-    for value in batch[audio_column]:
-        samples, problem = np.zeros(0, np.float32), ""
-        try:
-            samples = decoder.decode_example(value).get_all_samples().data[0].numpy()
-        except Exception as error:  # torchcodec raises RuntimeError/ValueError depending on the container
-            problem = (
-                "no audio frames (empty or truncated file)"
-                if "No audio frames" in str(error)
-                else (f"cannot be decoded ({type(error).__name__}: {error})")
-            )
-        if not problem and samples.size == 0:
-            problem = "no audio frames (empty or truncated file)"
-        elif not problem and not np.isfinite(samples).all():
-            problem = "contains NaN or inf samples"
-        elif not problem and samples.size < min_samples:
-            problem = (
-                f"is {samples.size} samples long ({1000 * samples.size / SAMPLING_RATE:.1f} ms), shorter than "
-                f"one {1000 * min_samples / SAMPLING_RATE:.0f} ms analysis window"
-            )
-        waveforms.append(samples if not problem else np.zeros(0, np.float32))
-        problems.append(problem)
-    return {WAVEFORM_COLUMN: waveforms, "_audio_problem": problems}
+    decoder = clip_decoder()
+    decoded = [decode_clip(decoder, value, min_samples) for value in batch[audio_column]]
+    return {WAVEFORM_COLUMN: [samples for samples, _ in decoded], "_audio_problem": [p for _, p in decoded]}
 
 
 def decode_and_check(

@@ -1,0 +1,195 @@
+"""hf-add train --streaming true: clips decoded in the loader workers, nothing cached, resumable after SIGKILL."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import time
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, Features, Value, load_dataset
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from hf_add.cli import main
+from hf_add.data.streaming import StreamingClips, StreamingLabels
+from hf_add.run_lock import LOCK_NAME
+
+from .audio_fixtures import write_parquet_shards
+from .test_reliability import QUICK, finishes, hf_add_process, strict_json, weights
+
+LABELS = ["yes", "no", "up"]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """4 training shards (24 clips and one that is not audio) and a test shard (24 clips)."""
+    return write_parquet_shards(tmp_path_factory.mktemp("stream") / "data", LABELS, 16, 4, bad_train_clips=1)
+
+
+def stream_argv(data, output, *extra) -> list[str]:
+    return [
+        "train", "--model_name_or_path", "ast-tiny", "--ast_max_length", "40", "--streaming", "true",
+        "--dataset_name", "parquet", "--data_dir", str(data), "--test_split", "test", "--class_names", *LABELS,
+        "--loss", "add", "--per_device_train_batch_size", "4", "--output_dir", str(output), *QUICK, *extra,
+    ]  # fmt: skip
+
+
+def in_memory_stream(data: Path, num_shards: int):
+    """The training shards as a stream held in memory: datasets' Parquet stream sleeps 5 s at the end of each
+    pass (an Arrow workaround), which would make tests of many passes slow."""
+    train = load_dataset("parquet", data_files=sorted(str(p) for p in data.glob("train-*.parquet")))["train"]
+    return train.to_iterable_dataset(num_shards=num_shards)
+
+
+def clip_ids(loader, batches: int) -> list[list[int]]:
+    return [batch for batch in itertools.islice(iter(loader), batches)]
+
+
+def first_samples(rows) -> list[int]:
+    """A clip's identity in these tests: its label and its first sample, scaled to an integer."""
+    return [int(row["labels"]) * 10**6 + int(row["waveform"][0] * 10**5) for row in rows]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_stream_resumes_at_its_saved_position_across_passes(shards, workers):
+    """Stop after 9 batches (the second pass over 25 rows, one of them not audio), restore the position in a new
+    loader: the next batches are those of an uninterrupted stream. 4 shards for 2 workers, then 1 shard for 2
+    (every worker reads each row and keeps every other)."""
+    for source in (in_memory_stream(shards, 4), in_memory_stream(shards, 1)):
+
+        def loader(source=source):
+            clips = StreamingClips(
+                source, class_names=LABELS, repeat=True, shuffle_buffer=5, skip_corrupt=True
+            )
+            return StatefulDataLoader(clips, batch_size=2, num_workers=workers, collate_fn=first_samples)
+
+        reference = clip_ids(loader(), 20)
+        stopped = loader()
+        iterator = iter(stopped)
+        head = [next(iterator) for _ in range(9)]
+        resumed = loader()
+        resumed.load_state_dict(stopped.state_dict())
+        assert head + clip_ids(resumed, 11) == reference
+
+
+def test_each_pass_is_a_new_order_of_the_same_clips(shards):
+    clips = StreamingClips(
+        in_memory_stream(shards, 4), class_names=LABELS, repeat=True, shuffle_buffer=100, skip_corrupt=True
+    )
+    stream = first_samples(itertools.islice(iter(clips), 48))  # 24 usable clips, twice
+    assert sorted(stream[:24]) == sorted(stream[24:]) and stream[:24] != stream[24:]
+    assert len(set(stream[:24])) == 24
+
+
+def test_labels_come_from_a_classlabel_or_the_class_names_and_unknown_ones_are_named():
+    features = Features({"label": ClassLabel(names=["cat", "dog"]), "text": Value("string")})
+    assert StreamingLabels(features, "label")({"label": 1}, "row") == 1
+    assert StreamingLabels(features, "text", class_names=["b", "a"])({"text": "a"}, "row") == 1
+    with pytest.raises(ValueError, match=r"label column 'text' is not a ClassLabel.*--class_names"):
+        StreamingLabels(features, "text")
+    with pytest.raises(ValueError, match=r"clip x.wav: label 'c' is not one of the 2 classes"):
+        StreamingLabels(features, "text", class_names=["a", "b"])({"text": "c"}, "clip x.wav")
+    dropped = StreamingLabels(features, "text", class_names=["a"], drop_labels=["_noise_"])
+    assert dropped({"text": "_noise_"}, "row") is None
+    tags = StreamingLabels(features, "text", class_names=["a", "b", "c"], label_separator=";")
+    assert tags.multi_label and tags({"text": "c;a"}, "row") == [0, 2]
+
+
+def test_a_streaming_run_trains_tests_and_caches_nothing(shards, tmp_path, monkeypatch):
+    cache = tmp_path / "datasets-cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(cache))
+    out = tmp_path / "run"
+    argv = stream_argv(shards, out, "--max_steps", "3", "--save_strategy", "no", "--skip_corrupt", "true")
+    assert main([*argv, "--dataloader_num_workers", "2"]) == 0
+    results = strict_json(out / "results.json")
+    # the whole test split (24 clips) was evaluated: its confusion matrix counts them
+    assert 0 <= results["folds"][0]["accuracy"] <= 1
+    assert results["num_skipped_clips"] == 1
+    assert (
+        results["skipped_clips"][0]["file"] == "bad-0.wav"
+        and "cannot be decoded" in results["skipped_clips"][0]["problem"]
+    )
+    assert json.loads((out / "skipped_clips.json").read_text()) == results["skipped_clips"]
+    assert not list(cache.rglob("*.arrow")), "a stream wrote a datasets cache"
+
+
+def test_a_bad_clip_stops_a_stream_naming_it(shards, tmp_path, capsys):
+    argv = stream_argv(shards, tmp_path / "run", "--max_steps", "6", "--save_strategy", "no")
+    with pytest.raises(ValueError, match=r"train clip bad-0.wav: cannot be decoded.*--skip_corrupt"):
+        main(argv)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "give --max_steps"),
+        (
+            ["--max_steps", "2", "--samples_per_class", "2"],
+            "class-balanced batches pick clips by class and index",
+        ),
+        (["--max_steps", "2", "--fold_column", "fold"], "cross-validation reads every clip"),
+        (["--max_steps", "2", "--warmup_epochs", "1"], "no epochs to count"),
+        (["--max_steps", "2", "--preprocessing_num_workers", "2"], "use --dataloader_num_workers"),
+    ],
+)
+def test_what_a_stream_cannot_do_is_refused_before_anything_is_written(shards, tmp_path, extra, message):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        main(stream_argv(shards, out, *extra))
+    assert not out.exists()
+
+
+def test_a_killed_streaming_run_resumes_without_repeating_or_skipping_clips(shards, tmp_path):
+    """SIGKILL after the second checkpoint (2 loader workers, a bad clip in the stream), then
+    --resume_from_checkpoint true: the final weights are those of an uninterrupted run, bit for bit, so every
+    batch after the checkpoint was the one the uninterrupted run trained on."""
+    steps = ["--max_steps", "14", "--save_strategy", "steps", "--save_steps", "1", "--learning_rate", "0.001",
+             "--dataloader_num_workers", "2", "--skip_corrupt", "true", "--shuffle_buffer_size", "6"]  # fmt: skip
+    uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
+    assert finishes(hf_add_process(*stream_argv(shards, uninterrupted, *steps)))
+
+    process = hf_add_process(*stream_argv(shards, killed, *steps))
+    second = killed / "test" / "checkpoint-2" / "trainer_state.json"
+    deadline = time.monotonic() + 240
+    while not second.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    assert not (killed / "results.json").exists()
+    (killed / LOCK_NAME).unlink()
+    assert finishes(hf_add_process(*stream_argv(shards, killed, *steps, "--resume_from_checkpoint", "true")))
+
+    expected, resumed = weights(uninterrupted / "test"), weights(killed / "test")
+    for name in expected:
+        torch.testing.assert_close(resumed[name], expected[name], rtol=0, atol=0, msg=name)
+    assert (
+        strict_json(killed / "results.json")["skipped_clips"]
+        == strict_json(uninterrupted / "results.json")["skipped_clips"]
+    )
+
+
+def test_the_stream_position_is_required_to_resume_a_streaming_checkpoint(shards, tmp_path):
+    out = tmp_path / "run"
+    argv = stream_argv(shards, out, "--max_steps", "2", "--save_steps", "1", "--skip_corrupt", "true")
+    assert main(argv) == 0
+    checkpoint = out / "test" / "checkpoint-2"
+    (checkpoint / "stream_position-rank0.pt").unlink()
+    (out / "test" / "fold_results.json").unlink()
+    with pytest.raises(ValueError, match=r"has no stream position .*could repeat or skip clips"):
+        main([*argv, "--resume_from_checkpoint", "true"])
+
+
+def test_streaming_clips_read_a_hand_made_stream_with_in_memory_audio():
+    rows = Dataset.from_dict(
+        {"audio": [{"array": np.full(800, 0.1, np.float32), "sampling_rate": 16000}], "label": [0]},
+    ).cast_column("label", ClassLabel(names=["a", "b"]))
+    clips = StreamingClips(rows.to_iterable_dataset())
+    (clip,) = list(clips)
+    assert clip["labels"] == 0 and clip["waveform"].shape == (800,)
+    np.testing.assert_allclose(clip["waveform"], 0.1, atol=1e-4)
