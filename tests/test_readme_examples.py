@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from transformers import ASTForAudioClassification
+from transformers import ASTFeatureExtractor, ASTForAudioClassification
 
+from .audio_fixtures import write_parquet_shards
 from .tiny import AST_FRAMES, AST_MELS, REPO_ROOT, ListDataset, cpu_training_args, random_rows, tiny_ast
 
 
@@ -49,3 +50,16 @@ def test_peft_example(script_state, tmp_path):
     exec(compile(readme_example("peft"), "README.md:peft", "exec"), script_state)
     saved = sorted(path.name for path in (tmp_path / "runs" / "ast-lora").iterdir())
     assert {"adapter_model.safetensors", "adapter_config.json", "hf_add_training.json"} <= set(saved)
+
+
+def test_streaming_example(script_state, tmp_path):
+    write_parquet_shards(tmp_path / "shards", ["dog", "rain", "siren"], 8, 2)  # 6 clips a shard: one pass
+    script_state["model"] = tiny_ast(num_labels=3)
+    script_state["feature_extractor"] = ASTFeatureExtractor(num_mel_bins=AST_MELS, max_length=AST_FRAMES)
+    code = readme_example("streaming")
+    for printed, short in (("max_steps=2000", "max_steps=2"), ("save_steps=500", "save_steps=1"),
+                           ("per_device_train_batch_size=32", "per_device_train_batch_size=4")):  # fmt: skip
+        code = code.replace(printed, short)
+    exec(compile(code, "README.md:streaming", "exec"), script_state)
+    assert script_state["trainer"].state.global_step == 2
+    assert (tmp_path / "runs" / "stream" / "checkpoint-2" / "stream_position-rank0.pt").is_file()

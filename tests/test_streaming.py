@@ -16,7 +16,8 @@ from datasets import ClassLabel, Dataset, Features, Value, load_dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from hf_add.cli import main
-from hf_add.data.streaming import StreamingClips, StreamingLabels
+from hf_add.data import get_spec
+from hf_add.data.streaming import StreamingClips, StreamingLabels, stream_fold
 from hf_add.run_lock import LOCK_NAME
 
 from .audio_fixtures import write_parquet_shards
@@ -193,3 +194,26 @@ def test_streaming_clips_read_a_hand_made_stream_with_in_memory_audio():
     (clip,) = list(clips)
     assert clip["labels"] == 0 and clip["waveform"].shape == (800,)
     np.testing.assert_allclose(clip["waveform"], 0.1, atol=1e-4)
+
+
+@pytest.mark.parametrize("train_shards", [4, 3])
+def test_under_torchrun_each_process_reads_its_own_part_of_the_stream(tmp_path, train_shards):
+    """Two processes' training streams, one pass each: disjoint, and together every clip. 4 shards: 2 each;
+    3 shards (as 3 row groups, not divisible by 2): every other row."""
+    data = write_parquet_shards(tmp_path / "data", LABELS, 8, train_shards)
+    spec = get_spec(path="parquet", data_dir=str(data), test_split="test", class_names=tuple(LABELS))
+    parts = []
+    for rank in (0, 1):
+        train = stream_fold(
+            spec,
+            seed=0,
+            shuffle_buffer=0,
+            skip_corrupt=False,
+            skipped_dir=str(tmp_path),
+            rank=rank,
+            world_size=2,
+        ).train
+        train.repeat = False
+        parts.append(first_samples(train))
+    assert not set(parts[0]) & set(parts[1])
+    assert len(parts[0]) + len(parts[1]) == 12 and abs(len(parts[0]) - len(parts[1])) <= 2

@@ -1,5 +1,5 @@
 """From a Hub dataset or an audio folder to ADDTrainer batches: presets with the paper's protocols, audio checks,
-features, augmentation and class-balanced batches."""
+features, augmentation, class-balanced batches, and streams larger than a disk."""
 
 from hf_add.data.audio import SAMPLING_RATE, decode_and_check
 from hf_add.data.collator import AudioClassificationCollator, AugmentationSwitch
@@ -11,6 +11,7 @@ from hf_add.data.presets import (
     get_spec,
     make_folds,
 )
+from hf_add.data.streaming import StreamingClips, StreamingLabels
 
 __all__ = [
     "PRESETS",
@@ -19,6 +20,8 @@ __all__ = [
     "AugmentationSwitch",
     "DatasetSpec",
     "Fold",
+    "StreamingClips",
+    "StreamingLabels",
     "attach_labels",
     "decode_and_check",
     "get_spec",
