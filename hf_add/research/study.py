@@ -347,7 +347,8 @@ def markdown(table: list[dict], recipe: Recipe, study_dir: str, seeds: int) -> s
             "",
             f"Mean ± sample std over {seeds} seeds; d = 1 - cos between test-set embeddings (the input "
             "of the classifier head); CV = σ/μ; positive pairs: ordered pairs of one class (with mixup, of "
-            "identical label vectors) per training batch of 32, mean over the run's logging windows (–: a run "
+            "identical label vectors) per training batch (per micro-batch with gradient accumulation: what ADD "
+            "sees), mean over the run's logging windows (–: a run "
             "too short to log one). Each run is one `hf-add train`, e.g.:",
             "",
             f"    {example}",
