@@ -91,6 +91,17 @@ def describe_os_error(error: OSError) -> str:
     return f"{text}: {path}" if path and path not in text else text
 
 
+def user_message(error: Exception) -> str:
+    """The error's own words: an error raised in a DataLoader worker (a stream's bad clip) reaches the training
+    process as "Caught ValueError in DataLoader worker process 0. Original Traceback ...", whose last line is
+    the message that was raised."""
+    text = str(error)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if last.startswith(f"{type(error).__name__}: ") else last
+    return text
+
+
 def console_main() -> int:
     """The ``hf-add`` executable: ``main`` with a user's mistakes reported as one ``error:`` line (exit 2), a
     failure of the machine (disk, permissions, network) as one line (exit 1), and Ctrl-C as one line saying
@@ -101,7 +112,7 @@ def console_main() -> int:
     except USER_ERRORS as error:
         if os.environ.get("HF_ADD_TRACEBACK"):
             raise
-        print(f"{command}: error: {error}", file=sys.stderr)
+        print(f"{command}: error: {user_message(error)}", file=sys.stderr)
         return 2
     except OSError as error:
         if os.environ.get("HF_ADD_TRACEBACK"):

@@ -782,8 +782,8 @@ def check_feature_device(config: RunConfig) -> None:
         raise ValueError(
             f"{flag} computes features in the collator, on the device, which DataLoader worker processes cannot "
             f"use (CUDA does not work in forked processes): leave out --dataloader_num_workers "
-            f"{config.training.dataloader_num_workers} (clips are decoded once before training, so workers would "
-            "only compute features), or --feature_device."
+            f"{config.training.dataloader_num_workers} (the clips are then decoded before training, or with "
+            "--streaming in the training process), or --feature_device."
         )
     if device.type != config.training.device.type:
         raise ValueError(

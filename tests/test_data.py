@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
 from transformers import ASTConfig, ASTForAudioClassification, TrainingArguments, pipeline
@@ -18,6 +19,7 @@ from hf_add.data import (
     get_spec,
     make_folds,
 )
+from hf_add.data.audio import decode_clip, read_directly
 from hf_add.models.loading import adapt_ast_max_length, load_model_and_extractor
 
 from .audio_fixtures import write_audiofolder
@@ -428,3 +430,26 @@ def test_splits_inferred_from_file_names_are_explained(tmp_path):
         split_by_column(
             DatasetDict({"train": Dataset.from_dict({"x": [1]}), "test": Dataset.from_dict({"x": [2]})}), "x"
         )
+
+
+@pytest.mark.parametrize(
+    ("container", "subtype", "rate", "channels"),
+    [("WAV", "PCM_16", 16000, 1), ("WAV", "PCM_24", 16000, 1), ("WAV", "FLOAT", 16000, 1), ("WAV", "PCM_U8", 16000, 1),
+     ("FLAC", "PCM_16", 16000, 1), ("WAV", "PCM_16", 44100, 1), ("WAV", "PCM_16", 16000, 2), ("OGG", "VORBIS", 16000, 1)],
+)  # fmt: skip
+def test_a_clip_read_directly_has_the_samples_torchcodec_decodes(
+    tmp_path, container, subtype, rate, channels
+):
+    """16 kHz mono WAV / FLAC is read with libsndfile, the rest decoded by torchcodec: the same samples either
+    way, from bytes and from a file."""
+    wave = np.clip(0.3 * np.random.default_rng(0).standard_normal((rate, channels)), -1, 1).astype(np.float32)
+    path = tmp_path / f"clip.{container.lower()}"
+    sf.write(path, wave, rate, subtype=subtype, format=container)
+    direct = container in ("WAV", "FLAC") and rate == 16000 and channels == 1
+    decoder = Audio(sampling_rate=16000, num_channels=1)
+    for value in ({"bytes": path.read_bytes(), "path": path.name}, {"bytes": None, "path": str(path)}):
+        expected = decoder.decode_example(value).get_all_samples().data[0].numpy()
+        assert (read_directly(value) is not None) == direct
+        samples, problem = decode_clip(decoder, value)
+        assert problem == ""
+        np.testing.assert_array_equal(samples, expected)

