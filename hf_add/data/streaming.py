@@ -8,14 +8,15 @@
     trainer = ADDTrainer(..., train_dataset=train, args=TrainingArguments(max_steps=2000, dataloader_num_workers=2))
 
 Each worker reads raw rows (paths or bytes: cheap), decodes and checks its own share, and yields
-``{"waveform", "labels"}`` rows; the collator computes features in the same worker. The share is a set of
-shards when the stream has at least as many shards as workers, else every W-th row (each worker then reads
-every row's bytes, and decodes only its own). Under torchrun, give each process its part first with
-``datasets.distributed.split_dataset_by_node``: a process never decodes another's clips.
+``{"waveform", "labels"}`` rows; the collator computes features in the same worker. The readers are every
+loader worker of every process (``rank`` of ``world_size``): when the shards divide among the readers each
+reads whole shards, so a process never reads another's clips (the rule of ``split_dataset_by_node``); else
+each reads every row and keeps every R-th (decoding only its own).
 
 Epochs. A stream has no length, so a run is ``max_steps`` long. With ``repeat=True`` (training) each worker
-goes over its share again and again, pass p shuffled with ``seed + p`` (shard order and a buffer of
-``shuffle_buffer`` rows); workers with more data than others are then a little behind in passes.
+goes over its share again and again, pass p in its own order (the shard order and a buffer of
+``shuffle_buffer`` rows, drawn from the seed and p); workers with more data than others are then a little
+behind in passes.
 
 Resuming. ``state_dict`` is where the worker stands: its pass and the raw rows read in it. ADDTrainer saves
 it in each checkpoint (through torchdata's ``StatefulDataLoader``), and a resumed run replays the pass's raw
@@ -119,8 +120,9 @@ class StreamingLabels:
 class StreamingClips(torch.utils.data.IterableDataset):
     """Decoded, checked and labelled clips of a streaming ``datasets.IterableDataset`` (see the module).
 
-    ``source``: the stream, this process's part (``split_dataset_by_node``). ``labels``: a
-    ``StreamingLabels``, else one is built from ``class_names`` / the ClassLabel of ``label_column``.
+    ``source``: the whole stream; process ``rank`` of ``world_size`` reads its part of it (see the module).
+    ``labels``: a ``StreamingLabels``, else one is built from ``class_names`` / the ClassLabel of
+    ``label_column``.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class StreamingClips(torch.utils.data.IterableDataset):
         skip_corrupt: bool = False,
         skipped_dir: str | None = None,
         rank: int = 0,
+        world_size: int = 1,
         min_samples: int = MIN_SAMPLES,
     ):
         if audio_column not in (source.column_names or [audio_column]):
@@ -148,7 +151,8 @@ class StreamingClips(torch.utils.data.IterableDataset):
         self.source = source.cast_column(audio_column, Audio(decode=False))
         self.audio_column, self.split = audio_column, split
         self.repeat, self.shuffle_buffer, self.seed = repeat, shuffle_buffer, seed
-        self.skip_corrupt, self.skipped_dir, self.rank = skip_corrupt, skipped_dir, rank
+        self.skip_corrupt, self.skipped_dir = skip_corrupt, skipped_dir
+        self.rank, self.world_size = rank, world_size
         self.min_samples = min_samples
         self._position = {"pass": 0, "rows": 0}
         self._resume: dict | None = None
@@ -176,22 +180,30 @@ class StreamingClips(torch.utils.data.IterableDataset):
         return (info.id, info.num_workers) if info is not None else (0, 1)
 
     def _raw_rows(self, data_pass: int, worker: int, workers: int) -> Iterator[dict]:
-        """This worker's raw rows of pass ``data_pass``, in the pass's order."""
-        stream, every = self.source, 1
-        if workers > 1 and stream.num_shards >= workers:
-            stream = stream.shard(num_shards=workers, index=worker, contiguous=False)
-        elif workers > 1:
-            every = workers  # too few shards: every worker reads each row, and keeps every W-th
-        if self.shuffle_buffer > 0:
-            stream = stream.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
-            stream.set_epoch(data_pass)
-        index = 0
+        """This worker's raw rows of pass ``data_pass``, in the pass's order.
+
+        The readers are every worker of every process: reader ``rank * workers + worker`` of
+        ``world_size * workers``. When the shards divide among the readers, each reads whole shards (the shard
+        order drawn anew each pass, the same in every reader); else each reads every row and keeps its own,
+        every R-th. Then a buffer of ``shuffle_buffer`` rows shuffles them (datasets' own shuffle waits 5 s
+        when a Parquet pass ends, so it is not used)."""
+        readers, reader = self.world_size * workers, self.rank * workers + worker
+        generator = np.random.default_rng([self.seed, data_pass])
+        shards = self.source.num_shards
+        order = generator.permutation(shards) if self.shuffle_buffer > 0 else np.arange(shards)
+        whole_shards = shards % readers == 0  # else some readers would go round fewer shards more often
+        mine = order[reader::readers] if whole_shards else order
+        rows = (row for shard in mine for row in self._shard_rows(int(shard), shards))
+        if not whole_shards:
+            rows = (row for index, row in enumerate(rows) if index % readers == reader)
+        yield from shuffled(rows, self.shuffle_buffer, generator) if self.shuffle_buffer > 0 else rows
+
+    def _shard_rows(self, shard: int, shards: int) -> Iterator[dict]:
+        stream = self.source.shard(num_shards=shards, index=shard) if shards > 1 else self.source
         for batch in stream.iter(batch_size=READ_BATCH):
             columns = list(batch)
             for values in zip(*batch.values(), strict=True):
-                if index % every == worker % every:
-                    yield dict(zip(columns, values, strict=True))
-                index += 1
+                yield dict(zip(columns, values, strict=True))
 
     def __iter__(self) -> Iterator[dict]:
         worker, workers = self._worker()
@@ -239,6 +251,21 @@ class StreamingClips(torch.utils.data.IterableDataset):
             name = f"skipped-{self.split}-rank{self.rank}-worker{worker}.jsonl"
             with open(os.path.join(self.skipped_dir, name), "a") as f:
                 f.write(json.dumps({"split": self.split, "file": file, "problem": problem}) + "\n")
+
+
+def shuffled(rows: Iterator[dict], size: int, generator: np.random.Generator) -> Iterator[dict]:
+    """``rows`` in a random order drawn with a buffer of ``size``: each row read replaces a random one of the
+    buffer, which is yielded; the same ``generator`` state gives the same order."""
+    buffer: list[dict] = []
+    for row in rows:
+        if len(buffer) < size:
+            buffer.append(row)
+            continue
+        index = int(generator.integers(size))
+        yield buffer[index]
+        buffer[index] = row
+    generator.shuffle(buffer)
+    yield from buffer
 
 
 def read_skipped_clips(directory: str, rank: int | None = None) -> list[dict]:
@@ -330,11 +357,10 @@ def stream_fold(
 ):
     """The fixed train / (validation) / test splits of ``spec`` as one fold of ``StreamingClips``.
 
-    Training is this process's part of the stream (``split_dataset_by_node``), read pass after pass; a Parquet
-    stream is first cut into row groups (``reshard``) so that processes and workers get shards of their own.
-    Evaluation streams are read whole, once, by the process that evaluates."""
+    Training is this process's part of the stream, read pass after pass; a Parquet stream is first cut into row
+    groups (``reshard``) so that processes and workers get shards of their own. Evaluation streams are read
+    whole, once, by the process that evaluates."""
     from datasets import load_dataset
-    from datasets.distributed import split_dataset_by_node
 
     from hf_add.data.presets import SPEECH_COMMANDS_ARCHIVE, Fold
 
@@ -372,8 +398,6 @@ def stream_fold(
             source = source.reshard()
         if limit is not None:
             source = source.take(limit)
-        if training and world_size > 1:
-            source = split_dataset_by_node(source, rank=rank, world_size=world_size)
         return StreamingClips(
             source,
             labels,
@@ -385,6 +409,7 @@ def stream_fold(
             skip_corrupt=skip_corrupt,
             skipped_dir=skipped_dir,
             rank=rank,
+            world_size=world_size if training else 1,
         )
 
     return Fold(
