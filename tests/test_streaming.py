@@ -23,6 +23,7 @@ from hf_add.run_lock import LOCK_NAME
 
 from .audio_fixtures import write_parquet_shards
 from .test_reliability import QUICK, finishes, hf_add_process, strict_json, weights
+from .tiny import torchrun_on_cpu
 
 LABELS = ["yes", "no", "up"]
 
@@ -224,3 +225,14 @@ def test_under_torchrun_each_process_reads_its_own_part_of_the_stream(tmp_path, 
         parts.append(first_samples(train))
     assert not set(parts[0]) & set(parts[1])
     assert len(parts[0]) == len(parts[1]) == 6
+
+
+def test_a_streaming_run_under_torchrun_lists_the_clips_any_process_skipped(shards, tmp_path):
+    """2 processes, 4 shards: each reads 2; the bad clip is in one process's shards, and results.json lists it
+    once, with the test on the whole test split."""
+    out = tmp_path / "run"
+    argv = stream_argv(shards, out, "--max_steps", "3", "--save_strategy", "no", "--skip_corrupt", "true")
+    torchrun_on_cpu("hf_add.cli", *argv)
+    results = strict_json(out / "results.json")
+    assert [clip["file"] for clip in results["skipped_clips"]] == ["bad-0.wav"]
+    assert results["num_skipped_clips"] == 1 and 0 <= results["folds"][0]["accuracy"] <= 1
