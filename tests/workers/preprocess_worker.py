@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from datasets import Audio
 from torch.utils.data import SequentialSampler
 
 from hf_add.commands.train import parse_config
+from hf_add.data import audio
 from hf_add.data.fbank import BatchedFbank
 from hf_add.runs import run
 from hf_add.trainer import ADDTrainer
@@ -36,17 +36,17 @@ def _append(path: Path, line: str) -> None:
 
 def record_work(output: Path) -> None:
     """Count the decoding and feature work of this process (and of the datasets workers it forks)."""
-    decode, features = Audio.decode_example, BatchedFbank.__call__
+    decode, features = audio.decode_clip, BatchedFbank.__call__
 
-    def counting_decode(self, value, *args, **kwargs):
+    def counting_decode(decoder, value, *args, **kwargs):
         _append(output / f"decoded_rank{RANK}.txt", os.path.basename(value.get("path") or "bytes"))
-        return decode(self, value, *args, **kwargs)
+        return decode(decoder, value, *args, **kwargs)
 
     def counting_features(self, waves, *args, **kwargs):
         _append(output / f"features_rank{RANK}.txt", str(len(waves)))
         return features(self, waves, *args, **kwargs)
 
-    Audio.decode_example, BatchedFbank.__call__ = counting_decode, counting_features
+    audio.decode_clip, BatchedFbank.__call__ = counting_decode, counting_features
 
 
 def recording_trainer(output: Path):
