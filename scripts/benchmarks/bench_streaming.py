@@ -93,8 +93,12 @@ def train(root: str, work: str, streaming: bool, clips: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", type=int, default=10000, help="training clips (one epoch is clips / 32 steps)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--clips", type=int, default=10000, help="training clips (one epoch is clips / 32 steps)"
+    )
     parser.add_argument("--repeats", type=int, default=2, help="runs of each mode")
     args = parser.parse_args()
     disable_progress_bars()
