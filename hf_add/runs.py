@@ -1118,15 +1118,17 @@ def describe_run_start(config, spec, folds, skipped, length, split_sizes) -> str
 
 def describe_stream(config: RunConfig, fold, source: str) -> list[str]:
     train = fold.train
-    shards = f"{train.source.num_shards} shard(s) of the training stream for this process"
-    workers = config.training.dataloader_num_workers
+    workers = max(config.training.dataloader_num_workers, 1)
+    shards, readers = train.source.num_shards, workers * config.training.world_size
+    split = "whole shards each" if shards % readers == 0 else "each reads every row, decodes every R-th"
     splits = ", ".join(
         name for name in (train.split, fold.validation and fold.validation.split, fold.test.split) if name
     )
     classes = fold.train.classes
     return [
-        f"data        streaming {source}: splits {splits}; {shards}, {max(workers, 1)} loader "
-        f"{'worker' if workers <= 1 else 'workers'} decoding; shuffle buffer {config.data.shuffle_buffer_size}",
+        f"data        streaming {source}: splits {splits}; {shards} training shard(s) for {readers} reader(s) "
+        f"({config.training.world_size} process(es) x {workers} loader worker(s): {split}); shuffle buffer "
+        f"{config.data.shuffle_buffer_size}",
         f"classes     {len(classes)} ({', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''})",
         "skipped     "
         + (
