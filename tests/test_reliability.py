@@ -107,6 +107,28 @@ def hf_add_process(*argv: str) -> subprocess.Popen:
     )
 
 
+def killed_once_written(argv: list[str], checkpoint: Path) -> subprocess.Popen:
+    """`hf-add ARGV` started, and killed with SIGKILL as soon as ``checkpoint`` is complete (its trainer state
+    is written last)."""
+    process = hf_add_process(*argv)
+    written = checkpoint / "trainer_state.json"
+    deadline = time.monotonic() + 240
+    while not written.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    return process
+
+
+def assert_same_weights(model_dir: Path, expected_dir: Path) -> None:
+    """Bit for bit: the weights saved in ``model_dir`` are those in ``expected_dir``."""
+    expected, got = weights(expected_dir), weights(model_dir)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
+
+
 def finishes(process: subprocess.Popen) -> bool:
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr.decode()[-3000:]
@@ -119,14 +141,7 @@ def test_killed_run_resumed_ends_with_the_weights_of_an_uninterrupted_run(data, 
     uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
     assert finishes(hf_add_process(*train_argv(data, uninterrupted, *steps)))
 
-    process = hf_add_process(*train_argv(data, killed, *steps))
-    second = killed / "fold1" / "checkpoint-2" / "trainer_state.json"
-    deadline = time.monotonic() + 240
-    while not second.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    process = killed_once_written(train_argv(data, killed, *steps), killed / "fold1" / "checkpoint-2")
     assert not (killed / "results.json").exists()
 
     lock = (
@@ -140,10 +155,7 @@ def test_killed_run_resumed_ends_with_the_weights_of_an_uninterrupted_run(data, 
     with pytest.raises(ValueError, match="already holds a run"):
         main(train_argv(data, killed, *steps))
     assert finishes(hf_add_process(*train_argv(data, killed, *steps, "--resume_from_checkpoint", "true")))
-    expected, resumed = weights(uninterrupted / "fold1"), weights(killed / "fold1")
-    assert expected.keys() == resumed.keys()
-    for name in expected:
-        torch.testing.assert_close(resumed[name], expected[name], rtol=0, atol=0, msg=name)
+    assert_same_weights(killed / "fold1", uninterrupted / "fold1")
 
 
 def usage_examples(text: str) -> list[list[str]]:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import signal
-import time
 from pathlib import Path
 
 import datasets
 import numpy as np
 import pytest
-import torch
 from datasets import ClassLabel, Dataset, Features, Value, load_dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
@@ -22,7 +19,14 @@ from hf_add.data.streaming import StreamingClips, StreamingLabels, stream_fold
 from hf_add.run_lock import LOCK_NAME
 
 from .audio_fixtures import write_parquet_shards
-from .test_reliability import QUICK, finishes, hf_add_process, strict_json, weights
+from .test_reliability import (
+    QUICK,
+    assert_same_weights,
+    finishes,
+    hf_add_process,
+    killed_once_written,
+    strict_json,
+)
 from .tiny import torchrun_on_cpu
 
 LABELS = ["yes", "no", "up"]
@@ -162,21 +166,11 @@ def test_a_killed_streaming_run_resumes_without_repeating_or_skipping_clips(shar
     uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
     assert finishes(hf_add_process(*stream_argv(shards, uninterrupted, *steps)))
 
-    process = hf_add_process(*stream_argv(shards, killed, *steps))
-    second = killed / "test" / "checkpoint-2" / "trainer_state.json"
-    deadline = time.monotonic() + 240
-    while not second.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    killed_once_written(stream_argv(shards, killed, *steps), killed / "test" / "checkpoint-2")
     assert not (killed / "results.json").exists()
     (killed / LOCK_NAME).unlink()
     assert finishes(hf_add_process(*stream_argv(shards, killed, *steps, "--resume_from_checkpoint", "true")))
-
-    expected, resumed = weights(uninterrupted / "test"), weights(killed / "test")
-    for name in expected:
-        torch.testing.assert_close(resumed[name], expected[name], rtol=0, atol=0, msg=name)
+    assert_same_weights(killed / "test", uninterrupted / "test")
     assert (
         strict_json(killed / "results.json")["skipped_clips"]
         == strict_json(uninterrupted / "results.json")["skipped_clips"]
