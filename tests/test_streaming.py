@@ -230,3 +230,23 @@ def test_a_streaming_run_under_torchrun_lists_the_clips_any_process_skipped(shar
     results = strict_json(out / "results.json")
     assert [clip["file"] for clip in results["skipped_clips"]] == ["bad-0.wav"]
     assert results["num_skipped_clips"] == 1 and 0 <= results["folds"][0]["accuracy"] <= 1
+
+
+def test_a_multi_label_stream_trains_with_bce_and_reports_map(tmp_path):
+    """Tags split on ';' (a clip of 'yes' and 'up' mixed is tagged 'yes;up'): the model is multi-label and the
+    test reports mAP, not accuracy."""
+    data = write_parquet_shards(tmp_path / "data", LABELS, 8, 2)
+    for path in data.glob("*.parquet"):
+        table = Dataset.from_parquet(str(path))
+        tags = [
+            label if i % 3 else f"{label};{LABELS[(LABELS.index(label) + 1) % 3]}"
+            for i, label in enumerate(table["label"])
+        ]
+        table.remove_columns("label").add_column("label", tags).to_parquet(str(path))
+    out = tmp_path / "run"
+    argv = stream_argv(data, out, "--max_steps", "2", "--save_strategy", "no", "--label_separator", ";")
+    assert main(argv) == 0
+    results = strict_json(out / "results.json")
+    assert 0 <= results["folds"][0]["map"] <= 1 and "accuracy" not in results["folds"][0]
+    config = json.loads((out / "test" / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification"
