@@ -99,6 +99,10 @@ def test_labels_come_from_a_classlabel_or_the_class_names_and_unknown_ones_are_n
     assert StreamingLabels(features, "text", class_names=["b", "a"])({"text": "a"}, "row") == 1
     with pytest.raises(ValueError, match=r"label column 'text' is not a ClassLabel.*--class_names"):
         StreamingLabels(features, "text")
+    with pytest.raises(
+        ValueError, match=r"no column 'tag'; its columns are \['label', 'text'\].*--label_column"
+    ):
+        StreamingLabels(features, "tag", class_names=["a"])
     with pytest.raises(ValueError, match=r"clip x.wav: label 'c' is not one of the 2 classes"):
         StreamingLabels(features, "text", class_names=["a", "b"])({"text": "c"}, "clip x.wav")
     dropped = StreamingLabels(features, "text", class_names=["a"], drop_labels=["_noise_"])

@@ -69,6 +69,12 @@ class StreamingLabels:
         label_aliases: dict[str, str] | None = None,
         drop_labels: Sequence[str] = (),
     ):
+        for column in (label_column, label_names_column):
+            if features is not None and column is not None and column not in features:
+                raise ValueError(
+                    f"the stream has no column {column!r}; its columns are {list(features)}. Pass the right "
+                    "--label_column (or --label_names_column)."
+                )
         feature = features.get(label_column) if features is not None else None
         inner = feature.feature if isinstance(feature, List) else feature
         self.class_label = inner if isinstance(inner, ClassLabel) else None
