@@ -41,7 +41,7 @@ from hf_add.data import AudioClassificationCollator, AugmentationSwitch, get_spe
 from hf_add.data.audio import SAMPLING_RATE, WAVEFORM_COLUMN
 from hf_add.data.balanced_loader import check_balanced_batches
 from hf_add.data.presets import DatasetSpec, card_dataset, is_multi_label, keep_saved_class_order, make_folds
-from hf_add.data.streaming import StreamingClips, read_skipped_clips, stream_fold
+from hf_add.data.streaming import StreamingClips, forget_skipped_clips, read_skipped_clips, stream_fold
 from hf_add.embedding_metrics import REPORTED_METRICS
 from hf_add.files import finite_or_null, write_json
 from hf_add.geometry import GEOMETRY_SUMMARIES
@@ -1316,6 +1316,8 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
                 resume_from_checkpoint=None,
                 logging_steps=default_logging_steps(training, training_steps(training, train_clips)),
             )
+            if config.data.streaming and plan[fold.name] is None:  # a fresh start lists only its own skips
+                forget_skipped_clips(os.path.join(fold_dir, SKIPPED_STREAM_CLIPS), training.process_index)
             metrics = run_fold(fold, spec, fold_config, fold_args, plan[fold.name], trainer_class)
             write_json(metrics, os.path.join(fold_dir, FOLD_RESULTS))
         per_fold.append({"fold": fold.name, **metrics})

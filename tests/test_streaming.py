@@ -254,3 +254,13 @@ def test_a_multi_label_stream_trains_with_bce_and_reports_map(tmp_path):
     assert 0 <= results["folds"][0]["map"] <= 1 and "accuracy" not in results["folds"][0]
     config = json.loads((out / "test" / "config.json").read_text())
     assert config["problem_type"] == "multi_label_classification"
+
+
+def test_a_run_started_afresh_lists_only_the_clips_it_skipped(shards, tmp_path):
+    out = tmp_path / "run"
+    flags = ["--max_steps", "3", "--save_strategy", "no", "--skip_corrupt", "true"]
+    assert main(stream_argv(shards, out, *flags)) == 0
+    assert strict_json(out / "results.json")["num_skipped_clips"] == 1
+    fixed = write_parquet_shards(tmp_path / "fixed", LABELS, 16, 4)  # the bad clip replaced
+    assert main(stream_argv(fixed, out, *flags, "--overwrite_output_dir", "true")) == 0
+    assert strict_json(out / "results.json")["skipped_clips"] == []

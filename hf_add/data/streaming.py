@@ -274,12 +274,23 @@ def shuffled(rows: Iterator[dict], size: int, generator: np.random.Generator) ->
     yield from buffer
 
 
+def skipped_clip_files(directory: str, rank: int | None = None) -> list[str]:
+    """The files of skipped clips that every worker wrote, or the workers of process ``rank``."""
+    pattern = SKIPPED_PATTERN if rank is None else f"skipped-*-rank{rank}-worker*.jsonl"
+    return sorted(glob.glob(os.path.join(directory, pattern)))
+
+
+def forget_skipped_clips(directory: str, rank: int) -> None:
+    """Remove process ``rank``'s lists of skipped clips (a run that starts afresh in the directory)."""
+    for path in skipped_clip_files(directory, rank):
+        os.remove(path)
+
+
 def read_skipped_clips(directory: str, rank: int | None = None) -> list[dict]:
     """The clips the streams skipped (written by every worker, or by process ``rank``'s), each once, in a
     stable order: a clip skipped again in a later pass, or before and after a resume, is listed once."""
     found = {}
-    pattern = SKIPPED_PATTERN if rank is None else f"skipped-*-rank{rank}-worker*.jsonl"
-    for path in sorted(glob.glob(os.path.join(directory, pattern))):
+    for path in skipped_clip_files(directory, rank):
         with open(path) as f:
             for line in f:
                 if line.strip():
