@@ -920,6 +920,16 @@ def check_streaming(config: RunConfig) -> None:
             "--streaming true reads a stream, whose length is not known: give --max_steps (the run's optimizer "
             "steps; one pass over N training clips is N / (batch size x accumulation x processes) steps)"
         )
+    by_epoch = [
+        f"--{name} epoch"
+        for name in ("eval_strategy", "save_strategy", "logging_strategy")
+        if getattr(config.training, name) == "epoch"
+    ]
+    if by_epoch:
+        raise ValueError(
+            f"--streaming true has no epochs, so {', '.join(by_epoch)} would act once, at the end of the run: use "
+            "steps (e.g. --save_strategy steps --save_steps 500)"
+        )
     if schedule.warmup_epochs > 0 or schedule.lr_schedule == "exponential":
         raise ValueError(
             "--streaming true has no epochs to count, so --warmup_epochs and --lr_schedule exponential (per epoch) "

@@ -151,6 +151,10 @@ def test_a_bad_clip_stops_a_stream_in_one_line_naming_it(shards, tmp_path):
         ),
         (["--max_steps", "2", "--fold_column", "fold"], "cross-validation reads every clip"),
         (["--max_steps", "2", "--warmup_epochs", "1"], "no epochs to count"),
+        (
+            ["--max_steps", "2", "--save_strategy", "epoch"],
+            "--save_strategy epoch would act once, at the end",
+        ),
         (["--max_steps", "2", "--preprocessing_num_workers", "2"], "use --dataloader_num_workers"),
     ],
 )
