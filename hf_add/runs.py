@@ -278,7 +278,8 @@ class ScheduleSettings:
 class RunTrainingArguments(TrainingArguments):
     """``TrainingArguments`` with the rerun switch of the HF example scripts; the optimizer and schedule are
     set by ``ScheduleSettings`` (``--optimizer``, ``--warmup_epochs``, ``--lr_schedule``), so Trainer's own
-    ``--optim``, ``--lr_scheduler_type`` and ``--warmup_steps`` are refused rather than silently ignored."""
+    ``--optim`` and ``--lr_scheduler_type`` are refused rather than silently ignored (``--warmup_steps``: only with
+    ``--streaming true``, see ``check_config``)."""
 
     overwrite_output_dir: bool = field(
         default=False,
@@ -295,14 +296,12 @@ class RunTrainingArguments(TrainingArguments):
     def __post_init__(self):
         defaults = {field.name: field.default for field in fields(TrainingArguments)}
         given = [
-            f"--{name}"
-            for name in ("optim", "lr_scheduler_type", "warmup_steps")
-            if getattr(self, name) != defaults[name]
+            f"--{name}" for name in ("optim", "lr_scheduler_type") if getattr(self, name) != defaults[name]
         ]
         if given:
             raise ValueError(
-                "hf-add train sets the optimizer and learning-rate schedule itself: use --optimizer adam|adamw, "
-                f"--warmup_epochs and --lr_schedule constant|cosine|exponential instead of {', '.join(given)}"
+                "hf-add train sets the optimizer and learning-rate schedule itself: use --optimizer adam|adamw "
+                f"and --lr_schedule constant|cosine|exponential instead of {', '.join(given)}"
             )
         super().__post_init__()
 
@@ -366,7 +365,7 @@ class RunConfig:
         }
 
 
-REFUSED_TRAINER_FLAGS = ("optim", "lr_scheduler_type", "warmup_steps")  # see RunTrainingArguments
+REFUSED_TRAINER_FLAGS = ("optim", "lr_scheduler_type")  # see RunTrainingArguments
 
 
 def settings_parser(prog: str = "hf-add train") -> HfArgumentParser:
@@ -533,7 +532,8 @@ def build_optimizer(model, schedule: ScheduleSettings, training: TrainingArgumen
         betas=(training.adam_beta1, training.adam_beta2),
         weight_decay=training.weight_decay,
     )
-    warmup = schedule.warmup_epochs * steps_per_epoch
+    # --warmup_steps only for a stream, which has no epochs (check_config)
+    warmup = training.warmup_steps or schedule.warmup_epochs * steps_per_epoch
     total = training.max_steps if training.max_steps > 0 else training.num_train_epochs * steps_per_epoch
 
     def factor(step: int) -> float:
@@ -731,7 +731,9 @@ def plan_reruns(
 
 
 RUN_ARGUMENTS = "arguments.json"  # written before training; a resumed run must have the same
-NOT_COMPARED = {"resume_from_checkpoint", "overwrite_output_dir"}
+# skip_corrupt may be turned on to go on past a bad clip: a run without it stopped at the first, so the clips
+# it trained on are those the run with it would have trained on.
+NOT_COMPARED = {"resume_from_checkpoint", "overwrite_output_dir", "skip_corrupt"}
 
 
 def check_same_arguments(path: str, arguments: dict) -> None:
@@ -892,6 +894,11 @@ def check_config(config: RunConfig) -> None:
     decay = schedule.lr_decay
     _require("lr_decay", decay, math.isfinite(decay) and 0 < decay <= 1, "in (0, 1] (the factor per epoch)")
     check_feature_device(config)
+    if training.warmup_steps and not data.streaming:
+        raise ValueError(
+            "hf-add train sets the learning-rate schedule itself: use --warmup_epochs instead of --warmup_steps "
+            "(steps are for --streaming true, which has no epochs)"
+        )
     if data.streaming:
         check_streaming(config)
     build_losses(loss, mixup)
@@ -933,8 +940,15 @@ def check_streaming(config: RunConfig) -> None:
     if schedule.warmup_epochs > 0 or schedule.lr_schedule == "exponential":
         raise ValueError(
             "--streaming true has no epochs to count, so --warmup_epochs and --lr_schedule exponential (per epoch) "
-            "cannot be used: use --lr_schedule constant or cosine (over --max_steps) without warm-up"
+            "cannot be used: use --warmup_steps N and --lr_schedule constant or cosine (over --max_steps)"
         )
+    steps = config.training.warmup_steps
+    _require(
+        "warmup_steps",
+        steps,
+        float(steps).is_integer() and 0 <= steps < config.training.max_steps,
+        f"a whole number of steps, below --max_steps {config.training.max_steps}",
+    )
     _number_at_least("shuffle_buffer_size", data.shuffle_buffer_size, 0)
 
 
@@ -1210,13 +1224,15 @@ def check_time_mask(config: RunConfig, length: InputLength) -> None:
         )
 
 
-def describe_run_end(base_dir: str, fold_names: list[str]) -> str:
-    """The block logged when a run ends: where its models, cards and results are."""
+def describe_run_end(base_dir: str, fold_names: list[str], skipped: int = 0) -> str:
+    """The block logged when a run ends: where its models, cards and results are, and the clips skipped."""
     lines = [
         f"model {os.path.join(base_dir, name)} (card: {os.path.join(base_dir, name, 'README.md')})"
         for name in fold_names
     ]
     lines.append(f"results {os.path.join(base_dir, 'results.json')}")
+    if skipped:
+        lines.append(f"skipped {skipped} unusable clip(s): {os.path.join(base_dir, 'skipped_clips.json')}")
     return "\n".join(["run finished:", *(f"  {line}" for line in lines)])
 
 
@@ -1340,7 +1356,10 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
     mean, std = summarize(per_fold)
     results = {
         "recipe": config.schedule.recipe,
-        "dataset": asdict(spec),
+        # the input length the run used, not the spec's default
+        "dataset": asdict(
+            replace(spec, ast_max_length=length.frames or spec.ast_max_length, max_seconds=length.seconds)
+        ),
         "test_set": spec.test_set,
         "class_names": list(folds[0].id2label.values()),
         "arguments": arguments,
@@ -1352,5 +1371,5 @@ def _run(config: RunConfig, trainer_class: Callable[..., ADDTrainer]) -> RunResu
     }
     results = finite_or_null(results)  # what results.json holds: null, not NaN, for undefined values
     write_json(results, os.path.join(base_dir, "results.json"))
-    logger.info(describe_run_end(base_dir, [fold.name for fold in folds]))
+    logger.info(describe_run_end(base_dir, [fold.name for fold in folds], len(skipped)))
     return RunResult(output_dir=base_dir, results=results)

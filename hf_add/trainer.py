@@ -400,7 +400,15 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
             self._warn_if_no_positive_pairs(window)
             self._tell_micro_batches(window)
             logs = {**logs, **window}
-        super().log(logs, start_time)
+        if self._stream_loader is None:
+            super().log(logs, start_time)
+            return
+        # Trainer's "epoch" of a stream is step / max_steps, restarted at 0 by a resume: a stream's logs leave it out.
+        epoch, self.state.epoch = self.state.epoch, None
+        try:
+            super().log(logs, start_time)
+        finally:
+            self.state.epoch = epoch
 
     def _warn_if_no_positive_pairs(self, window: dict[str, float]) -> None:
         no_pairs = self.embedding_loss is not None and window.get("positive_pairs", 1.0) == 0

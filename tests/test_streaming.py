@@ -152,6 +152,10 @@ def test_a_bad_clip_stops_a_stream_in_one_line_naming_it(shards, tmp_path):
         (["--max_steps", "2", "--fold_column", "fold"], "cross-validation reads every clip"),
         (["--max_steps", "2", "--warmup_epochs", "1"], "no epochs to count"),
         (
+            ["--max_steps", "2", "--warmup_steps", "2"],
+            "--warmup_steps must be a whole number of steps, below --max_steps 2",
+        ),
+        (
             ["--max_steps", "2", "--save_strategy", "epoch"],
             "--save_strategy epoch would act once, at the end",
         ),
@@ -268,3 +272,17 @@ def test_a_run_started_afresh_lists_only_the_clips_it_skipped(shards, tmp_path):
     fixed = write_parquet_shards(tmp_path / "fixed", LABELS, 16, 4)  # the bad clip replaced
     assert main(stream_argv(fixed, out, *flags, "--overwrite_output_dir", "true")) == 0
     assert strict_json(out / "results.json")["skipped_clips"] == []
+
+
+def test_a_stream_warms_up_in_steps_and_logs_no_epoch(shards, tmp_path):
+    """--warmup_steps 2: the rate of the first two steps rises linearly to --learning_rate; Trainer's "epoch" of a
+    stream (step / max_steps) is not logged; results.json records the input length the run used."""
+    out = tmp_path / "run"
+    flags = ["--max_steps", "3", "--save_steps", "3", "--logging_steps", "1", "--warmup_steps", "2",
+             "--learning_rate", "0.001", "--skip_corrupt", "true"]  # fmt: skip
+    assert main(stream_argv(shards, out, *flags)) == 0
+    history = json.loads((out / "test" / "checkpoint-3" / "trainer_state.json").read_text())["log_history"]
+    rates = [logs["learning_rate"] for logs in history if "learning_rate" in logs]
+    assert rates == pytest.approx([0.0005, 0.001, 0.001])
+    assert not any("epoch" in logs for logs in history)
+    assert strict_json(out / "results.json")["dataset"]["ast_max_length"] == 40

@@ -70,8 +70,8 @@ COMMON_TRAINER_FLAGS = (
 )  # fmt: skip
 HF_ADD_FLAG_NOTE = """hf-add train [config.yaml] [flags]: a .yaml / .json file of settings (keys are the flag names),
 then flags, which win. Every value is checked before any data loads. The optimizer and schedule are hf-add's
-(--optimizer, --warmup_epochs, --lr_schedule): Trainer's --optim, --lr_scheduler_type and --warmup_steps are
-refused. --help_all lists every Trainer flag."""
+(--optimizer, --warmup_epochs, --lr_schedule): Trainer's --optim and --lr_scheduler_type are refused, and
+--warmup_steps is for --streaming true only. --help_all lists every Trainer flag."""
 
 
 METAVARS = {int: "N", float: "X"}

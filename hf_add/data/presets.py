@@ -572,7 +572,8 @@ def make_folds(
     missing = [s for s in names if s not in data]
     if missing:
         raise ValueError(
-            f"{spec.path} has no split(s) {missing} (it has {list(data)}); pass the split names."
+            f"{spec.path} has no split(s) {missing} (it has {list(data)}); pass the split names "
+            "(--train_split, --validation_split, --test_split)."
         )
     if not spec.fold_splits and not spec.fold_column and not spec.test_split:
         raise ValueError(

@@ -151,7 +151,8 @@ class StreamingClips(torch.utils.data.IterableDataset):
     ):
         if audio_column not in (source.column_names or [audio_column]):
             raise ValueError(
-                f"the {split} stream has no audio column {audio_column!r}; its columns are {source.column_names}"
+                f"the {split} stream has no audio column {audio_column!r}; its columns are {source.column_names}. "
+                "Pass the right --audio_column."
             )
         self.labels = labels or StreamingLabels(source.features, label_column, class_names)
         self.source = source.cast_column(audio_column, Audio(decode=False))
@@ -247,8 +248,9 @@ class StreamingClips(torch.utils.data.IterableDataset):
     def _skip(self, file: str, problem: str) -> None:
         if not self.skip_corrupt:
             raise ValueError(
-                f"{self.split} clip {file}: {problem}. Replace or remove the file, or pass --skip_corrupt to skip "
-                "(and list) such clips."
+                f"{self.split} clip {file}: {problem}. Replace or remove the file, or pass --skip_corrupt true to "
+                "skip (and list) such clips; a stopped run goes on from its last checkpoint with --skip_corrupt true "
+                "--resume_from_checkpoint true."
             )
         logger.warning(f"Skipping {self.split} clip {file}: {problem}")
         if self.skipped_dir is not None:
@@ -397,7 +399,8 @@ def stream_fold(
     missing = [s for s in names if s not in data]
     if missing:
         raise ValueError(
-            f"{spec.path} has no split(s) {missing} (it has {list(data)}); pass the split names."
+            f"{spec.path} has no split(s) {missing} (it has {list(data)}); pass the split names "
+            "(--train_split, --validation_split, --test_split)."
         )
     labels = StreamingLabels(
         data[spec.train_split].features,
