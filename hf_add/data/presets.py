@@ -545,6 +545,16 @@ def keep_saved_class_order(fold: Fold, checkpoint: str | None) -> Fold:
     )
 
 
+def check_splits_present(data, names: list[str], spec: DatasetSpec) -> None:
+    """Every split the protocol names is in the loaded (or streamed) dataset."""
+    missing = [s for s in names if s not in data]
+    if missing:
+        raise ValueError(
+            f"{spec.path} has no split(s) {missing} (it has {list(data)}); pass the split names "
+            "(--train_split, --validation_split, --test_split)."
+        )
+
+
 def make_folds(
     data: DatasetDict | dict[str, Dataset],
     spec: DatasetSpec,
@@ -569,12 +579,7 @@ def make_folds(
         names = list(spec.fold_splits)
     else:
         names = [s for s in (spec.train_split, spec.validation_split, spec.test_split) if s]
-    missing = [s for s in names if s not in data]
-    if missing:
-        raise ValueError(
-            f"{spec.path} has no split(s) {missing} (it has {list(data)}); pass the split names "
-            "(--train_split, --validation_split, --test_split)."
-        )
+    check_splits_present(data, names, spec)
     if not spec.fold_splits and not spec.fold_column and not spec.test_split:
         raise ValueError(
             f"{spec.path}: no test data. Pass --fold_column (k-fold CV), --fold_splits (leave one split out) or "

@@ -381,7 +381,7 @@ def stream_fold(
     whole, once, by the process that evaluates."""
     from datasets import load_dataset
 
-    from hf_add.data.presets import SPEECH_COMMANDS_ARCHIVE, Fold
+    from hf_add.data.presets import SPEECH_COMMANDS_ARCHIVE, Fold, check_splits_present
 
     if spec.path == SPEECH_COMMANDS_ARCHIVE:
         raise ValueError(
@@ -395,13 +395,9 @@ def stream_fold(
     data = load_dataset(
         spec.path, spec.config_name, revision=spec.revision, data_dir=spec.data_dir, streaming=True
     )
-    names = [s for s in (spec.train_split, spec.validation_split, spec.test_split) if s]
-    missing = [s for s in names if s not in data]
-    if missing:
-        raise ValueError(
-            f"{spec.path} has no split(s) {missing} (it has {list(data)}); pass the split names "
-            "(--train_split, --validation_split, --test_split)."
-        )
+    check_splits_present(
+        data, [s for s in (spec.train_split, spec.validation_split, spec.test_split) if s], spec
+    )
     labels = StreamingLabels(
         data[spec.train_split].features,
         spec.label_column,
