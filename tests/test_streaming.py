@@ -169,12 +169,13 @@ def test_what_a_stream_cannot_do_is_refused_before_anything_is_written(shards, t
     assert not out.exists()
 
 
-def test_a_killed_streaming_run_resumes_without_repeating_or_skipping_clips(shards, tmp_path):
-    """SIGKILL after the second checkpoint (2 loader workers, a bad clip in the stream), then
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_killed_streaming_run_resumes_without_repeating_or_skipping_clips(shards, tmp_path, workers):
+    """SIGKILL after the second checkpoint (0 or 2 loader workers, a bad clip in the stream), then
     --resume_from_checkpoint true: the final weights are those of an uninterrupted run, bit for bit, so every
     batch after the checkpoint was the one the uninterrupted run trained on."""
     steps = ["--max_steps", "14", "--save_strategy", "steps", "--save_steps", "1", "--learning_rate", "0.001",
-             "--dataloader_num_workers", "2", "--skip_corrupt", "true", "--shuffle_buffer_size", "6"]  # fmt: skip
+             "--dataloader_num_workers", workers, "--skip_corrupt", "true", "--shuffle_buffer_size", "6"]  # fmt: skip
     uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
     assert finishes(hf_add_process(*stream_argv(shards, uninterrupted, *steps)))
 
