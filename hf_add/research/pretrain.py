@@ -21,6 +21,7 @@ import argparse
 import os
 import shutil
 
+from hf_add.research.study import SPOKEN_COMMANDS_TRAINING
 from hf_add.runs import RunConfig, run
 from hf_add.spoken_commands import make_speakers, make_spoken_commands
 
@@ -102,30 +103,15 @@ def main(argv: list[str] | None = None) -> str:
         {
             "model_name_or_path": args.model,
             "ast_max_length": 100,
-            "dataset_name": "audiofolder",
+            **SPOKEN_COMMANDS_TRAINING,
             "data_dir": data_dir,
-            "split_column": "partition",
-            "validation_split": "validation",
-            "test_split": "test",
             "loss": "ce",
             "num_train_epochs": args.epochs,
             "max_steps": args.max_steps,
-            "per_device_train_batch_size": 32,
-            "per_device_eval_batch_size": 64,
             "learning_rate": args.learning_rate,
-            "warmup_epochs": 1,
-            "weight_decay": 0.01,
-            "eval_strategy": "epoch",
-            "save_strategy": "epoch",
-            "save_total_limit": 1,
-            "load_best_model_at_end": True,
-            "metric_for_best_model": "accuracy",
             "seed": args.seed,
             "output_dir": training_dir,
             "resume_from_checkpoint": "true",
-            "report_to": "none",
-            "logging_steps": 50,
-            "disable_tqdm": True,
             "use_cpu": True,
         }
     )

@@ -173,33 +173,39 @@ class Recipe:
         return self.data_dir if self.view is None else f"{self.data_dir.rstrip('/')}-{self.view}"
 
 
+# How a model is trained on the spoken-commands data, by the study and by `hf-add pretrain`: the split by the
+# partition column, batches of 32, one warm-up epoch, the epoch best on validation kept.
+SPOKEN_COMMANDS_TRAINING = {
+    "dataset_name": "audiofolder",
+    "split_column": "partition",
+    "validation_split": "validation",
+    "test_split": "test",
+    "per_device_train_batch_size": 32,
+    "per_device_eval_batch_size": 64,
+    "warmup_epochs": 1,
+    "weight_decay": 0.01,
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "save_total_limit": 1,
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "accuracy",
+    "report_to": "none",
+    "logging_steps": 50,
+    "disable_tqdm": True,
+}
+
+
 def run_settings(recipe: Recipe, row: str, seed: int, output_dir: str) -> dict:
     """The settings of one run, by name (``hf-add train``'s flags)."""
     settings = {
         "model_name_or_path": recipe.model,
         "ast_max_length": recipe.ast_max_length,
-        "dataset_name": "audiofolder",
+        **SPOKEN_COMMANDS_TRAINING,
         "data_dir": recipe.training_data_dir,
-        "split_column": "partition",
-        "validation_split": "validation",
-        "test_split": "test",
-        **ROWS[row],
         "num_train_epochs": recipe.epochs,
-        "per_device_train_batch_size": 32,
-        "per_device_eval_batch_size": 64,
         "learning_rate": recipe.learning_rate,
-        "warmup_epochs": 1,
-        "weight_decay": 0.01,
-        "eval_strategy": "epoch",
-        "save_strategy": "epoch",
-        "save_total_limit": 1,
-        "load_best_model_at_end": True,
-        "metric_for_best_model": "accuracy",
         "seed": seed,
         "output_dir": output_dir,
-        "report_to": "none",
-        "logging_steps": 50,
-        "disable_tqdm": True,
         **DEVICE_SETTINGS[recipe.device],
     }
     return {**settings, **ROWS[row]}  # a row's own settings (e.g. its batch size) win over the recipe's
