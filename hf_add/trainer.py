@@ -98,8 +98,11 @@ class ADDTrainer(FromPretrainedCheckpointsMixin):
     mixup). See ``hf_add.data.samplers``. Evaluation batches are unchanged.
 
     A ``StreamingClips`` train_dataset (``hf_add.data.streaming``) is read through a resumable DataLoader:
-    each checkpoint saves every process's position in the stream (``stream_position-rank<N>.pt``), and
-    ``resume_from_checkpoint`` goes on from there, no clip repeated or skipped. Give it ``max_steps``.
+    each process reads its own part of the stream (the trainer's ``process_index`` of ``world_size``); each
+    checkpoint saves every process's position in it (``stream_position-rank<N>.pt``), and
+    ``resume_from_checkpoint`` goes on from there, no clip repeated or skipped (``args.ignore_data_skip`` is
+    then set: Trainer's own replay of the batches would skip them twice). Give it ``max_steps``. Trainer's
+    ``epoch`` (step / max_steps for a stream) is left out of the logs.
 
     Example::
 

@@ -15,7 +15,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from hf_add.cli import main
 from hf_add.data import get_spec
-from hf_add.data.streaming import StreamingClips, StreamingLabels, stream_fold
+from hf_add.data.streaming import StreamingClips, StreamingLabels, stream_fold, take_process_part
 from hf_add.run_lock import LOCK_NAME
 
 from .audio_fixtures import write_parquet_shards
@@ -287,3 +287,18 @@ def test_a_stream_warms_up_in_steps_and_logs_no_epoch(shards, tmp_path):
     assert rates == pytest.approx([0.0005, 0.001, 0.001])
     assert not any("epoch" in logs for logs in history)
     assert strict_json(out / "results.json")["dataset"]["ast_max_length"] == 40
+
+
+def test_the_trainer_gives_each_process_its_part_of_a_stream(shards):
+    """A StreamingClips made without rank / world_size (the README's way under torchrun) takes the trainer's,
+    so process 1 of 2 reads its own clips, not all of them; a different split given by hand is refused."""
+    source = in_memory_stream(shards, 4)
+    clips = StreamingClips(source, class_names=LABELS, skip_corrupt=True)
+    take_process_part(clips, 1, 2)
+    every = first_samples(StreamingClips(source, class_names=LABELS, skip_corrupt=True))
+    part = first_samples(clips)
+    assert (clips.rank, clips.world_size) == (1, 2) and 0 < len(part) < len(every) and set(part) < set(every)
+    with pytest.raises(
+        ValueError, match=r"StreamingClips\(rank=0, world_size=4\), but the trainer is process 1 of 2"
+    ):
+        take_process_part(StreamingClips(source, class_names=LABELS, rank=0, world_size=4), 1, 2)

@@ -5,7 +5,8 @@
 
     data = load_dataset("parquet", data_dir="shards/", streaming=True)
     train = StreamingClips(data["train"], class_names=["dog", "rain"], repeat=True, shuffle_buffer=1000)
-    trainer = ADDTrainer(..., train_dataset=train, args=TrainingArguments(max_steps=2000, dataloader_num_workers=2))
+    args = TrainingArguments(max_steps=2000, dataloader_num_workers=2, remove_unused_columns=False)
+    trainer = ADDTrainer(..., train_dataset=train, args=args)  # under torchrun: each process its own part
 
 Each worker reads raw rows (paths or bytes: cheap), decodes and checks its own share, and yields
 ``{"waveform", "labels"}`` rows; the collator computes features in the same worker. The readers are every
@@ -308,16 +309,30 @@ def stream_position_file(process_index: int) -> str:
     return f"stream_position-rank{process_index}.pt"
 
 
+def take_process_part(clips: StreamingClips, process_index: int, world_size: int) -> None:
+    """Make ``clips`` the part of process ``process_index`` of ``world_size`` (the trainer's), so that under
+    torchrun each process reads its own clips, not all of them; a different split given by hand is an error."""
+    if (clips.rank, clips.world_size) == (process_index, world_size):
+        return
+    if clips.world_size != 1:
+        raise ValueError(
+            f"StreamingClips(rank={clips.rank}, world_size={clips.world_size}), but the trainer is process "
+            f"{process_index} of {world_size}: leave rank and world_size out (ADDTrainer sets them), or give its own"
+        )
+    clips.rank, clips.world_size = process_index, world_size
+
+
 def streaming_train_dataloader(trainer, position: dict | None = None):
     """The training DataLoader of a ``StreamingClips`` dataset: a torchdata ``StatefulDataLoader`` (through
     accelerate, which puts batches on the device), resumed at ``position`` if given.
 
-    The dataset is this process's part already, so accelerate is told it is the only process: left to
-    itself it would either read every batch on process 0 and send it out (``dispatch_batches``) or have every
-    process decode the whole stream and keep its slice."""
+    The dataset is made this process's part, so accelerate is told it is the only process: left to itself it
+    would either read every batch on process 0 and send it out (``dispatch_batches``) or have every process
+    decode the whole stream and keep its slice."""
     from accelerate.data_loader import prepare_data_loader
 
     args = trainer.args
+    take_process_part(trainer.train_dataset, args.process_index, args.world_size)
     loader = torch.utils.data.DataLoader(
         trainer.train_dataset,
         batch_size=trainer._train_batch_size,
